@@ -1,0 +1,101 @@
+// Package loadtest sends HTTP requests at a service and records what each one did: when it
+// was due, when it left, when it finished, its status, its size and the kind of any error.
+// It replaces the asyncio script that load-tested the Python system Keeper succeeds (1000
+// concurrent GETs, completion times plotted) and extends it with three more modes:
+//
+//   - burst: N requests released at the same instant, one connection each;
+//   - rate: a constant, open-loop arrival rate for a duration, measured from each request's
+//     scheduled send time so that a slow server cannot hide its queue (coordinated omission);
+//   - concurrency: C workers in a closed loop, for a duration or a request count;
+//   - sweep (see Sweep): rate runs at increasing rates until p99 latency passes a limit.
+//
+// Every request's record is kept, so percentiles are exact, not estimated. Results are
+// reported as a Summary (text or JSON), a CSV of the records and PNG plots. Main is the
+// command-line front end, reached as `keeper loadtest`.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// ErrorKind classifies why a request failed. The zero value means it did not fail.
+type ErrorKind uint8
+
+// The error kinds a record can carry.
+const (
+	ErrNone     ErrorKind = iota // the request got a whole response (any status)
+	ErrTimeout                   // the per-request timeout passed first
+	ErrRefused                   // the server refused the connection
+	ErrReset                     // the server reset or closed the connection mid-exchange
+	ErrOther                     // anything else: DNS, too many open files, bad response …
+	ErrCanceled                  // the run was stopped (Ctrl-C) while the request was in flight
+)
+
+// errorKindNames are the stable names used in CSV, JSON and text output.
+var errorKindNames = [...]string{
+	ErrNone:     "",
+	ErrTimeout:  "timeout",
+	ErrRefused:  "refused",
+	ErrReset:    "reset",
+	ErrOther:    "other",
+	ErrCanceled: "canceled",
+}
+
+// String returns the kind's stable name, or "" for ErrNone.
+func (k ErrorKind) String() string {
+	if int(k) < len(errorKindNames) {
+		return errorKindNames[k]
+	}
+	return "unknown"
+}
+
+// Record is what one request did. Offsets are measured from the start of the run.
+//
+// Scheduled is when the request was due: the release instant in burst mode, its slot on
+// the timetable in rate mode, and the moment a worker took it in concurrency mode (a
+// closed loop has no timetable). Latency counts from Scheduled, so in rate mode a request
+// that waited behind a stalled generator or server is charged for the wait.
+type Record struct {
+	Index     int           // order in which requests were scheduled, from 0
+	Scheduled time.Duration // when the request was due
+	Start     time.Duration // when it was handed to the transport
+	End       time.Duration // when its body was read to the end, or it failed
+	Status    int           // HTTP status, 0 when no response arrived
+	Bytes     int64         // response body bytes read
+	Err       ErrorKind     // why it failed, ErrNone when it did not
+}
+
+// Latency returns the time from the scheduled send to completion.
+func (r Record) Latency() time.Duration { return r.End - r.Scheduled }
+
+// classify names the kind of a request error. canceled reports whether the whole run
+// had been stopped, which turns the transport's context error into ErrCanceled rather
+// than a timeout.
+func classify(err error, canceled bool) ErrorKind {
+	var netErr net.Error
+	switch {
+	case err == nil:
+		return ErrNone
+	case canceled:
+		return ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return ErrTimeout
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return ErrTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return ErrRefused
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// A peer that closes without answering looks like EOF on the client; for a
+		// load test it is the same failure as a reset.
+		return ErrReset
+	default:
+		return ErrOther
+	}
+}
