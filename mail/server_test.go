@@ -108,6 +108,12 @@ func (s *testServer) stop() {
 	_ = srv.Close()
 }
 
+// restart serves again on the address the server had before stop.
+func (s *testServer) restart() {
+	s.t.Helper()
+	s.listen(s.addr)
+}
+
 // url returns a KEEPER_SMTP_URL for this server with the given tls option.
 func (s *testServer) url(tlsMode string) string {
 	userinfo := ""
