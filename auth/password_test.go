@@ -3,9 +3,14 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"regexp"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -341,4 +346,109 @@ func TestNewHasherPanicsOnInvalidParams(t *testing.T) {
 		}
 	}()
 	NewHasher(Params{}, 0)
+}
+
+func BenchmarkHash(b *testing.B) {
+	h := NewHasher(DefaultParams(), 0)
+	ctx := context.Background()
+
+	for b.Loop() {
+		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	h := NewHasher(DefaultParams(), 0)
+	ctx := context.Background()
+	encoded, err := h.Hash(ctx, "correct horse battery staple")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	for b.Loop() {
+		if ok, err := h.Verify(ctx, encoded, "correct horse battery staple"); !ok || err != nil {
+			b.Fatalf("got %v, %v, want true, nil", ok, err)
+		}
+	}
+}
+
+// BenchmarkVerifyBurst starts 1000 Verify calls at once on one Hasher, as a burst of
+// logins would, and reports the process's peak resident memory during the burst. The
+// peak follows the number of slots, not the size of the burst. It needs Linux's /proc.
+func BenchmarkVerifyBurst(b *testing.B) {
+	const burst = 1000
+	for _, slots := range []int{0, 16} {
+		h := NewHasher(DefaultParams(), slots)
+		b.Run(fmt.Sprintf("slots=%d", cap(h.slots)), func(b *testing.B) {
+			encoded, err := h.Hash(context.Background(), "correct horse battery staple")
+			if err != nil {
+				b.Fatal(err)
+			}
+			baseline := resetPeakRSS(b)
+
+			for b.Loop() {
+				verifyBurst(b, h, encoded, burst)
+			}
+
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/verify")
+			b.ReportMetric(float64(baseline)/1024, "start-RSS-MiB")
+			b.ReportMetric(float64(procStatusKiB(b, "VmHWM"))/1024, "peak-RSS-MiB")
+		})
+	}
+}
+
+// verifyBurst runs n Verify calls concurrently and waits for all of them.
+func verifyBurst(b *testing.B, h *Hasher, encoded string, n int) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			ok, err := h.Verify(context.Background(), encoded, "correct horse battery staple")
+			if !ok && err == nil {
+				err = errors.New("password did not verify")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// resetPeakRSS returns memory held by earlier benchmarks to the OS, resets the kernel's
+// record of peak resident memory (VmHWM) to the current size, and returns that size in
+// KiB.
+func resetPeakRSS(b *testing.B) int {
+	b.Helper()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Skipf("cannot reset peak RSS: %v", err)
+	}
+	return procStatusKiB(b, "VmRSS")
+}
+
+// procStatusKiB reads one "Name: N kB" line of /proc/self/status.
+func procStatusKiB(b *testing.B, name string) int {
+	b.Helper()
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("cannot read /proc/self/status: %v", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, name+":"); ok {
+			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			return kib
+		}
+	}
+	b.Fatalf("no %s in /proc/self/status", name)
+	return 0
 }

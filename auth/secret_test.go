@@ -88,3 +88,11 @@ func TestValidSecretFormat(t *testing.T) {
 		})
 	}
 }
+
+func BenchmarkNewSecret(b *testing.B) {
+	for b.Loop() {
+		if _, _, err := NewSecret(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
