@@ -6,6 +6,14 @@
 // Worker delivers it later, so no request ever waits on SMTP. Delivery is at least once:
 // a crash after the server accepted a message but before the outbox recorded it sends the
 // message again, with the same Message-ID, so receivers and operators can spot the copy.
+//
+// Wiring, in outline:
+//
+//	cfg, err := mail.ParseSMTPURL(os.Getenv("KEEPER_SMTP_URL"))
+//	sender, err := mail.NewSMTPSender(cfg, os.Getenv("KEEPER_MAIL_FROM"))
+//	// or, in development without SMTP: mail.NewDevSender("var/mail", logger)
+//	worker := mail.NewWorker(sqlite.NewOutbox(db), sender, logger, mail.WorkerConfig{})
+//	go worker.Run(ctx)   // and worker.Notify() after a registration commits
 package mail
 
 import (

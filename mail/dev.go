@@ -32,7 +32,11 @@ type DevSender struct {
 var _ keeper.Mailer = (*DevSender)(nil)
 
 // NewDevSender returns a sender that writes messages into dir, creating it when needed.
+// A nil logger means slog.Default().
 func NewDevSender(dir string, logger *slog.Logger) *DevSender {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	return &DevSender{dir: dir, from: defaultDevFrom, logger: logger}
 }
 

@@ -44,7 +44,7 @@ type serverConfig struct {
 
 // testServer is a real SMTP server on 127.0.0.1 that keeps what it receives.
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	cfg  serverConfig
 	addr string
 
@@ -57,7 +57,7 @@ type testServer struct {
 }
 
 // startServer starts a test server on a free port; it stops when the test ends.
-func startServer(t *testing.T, cfg serverConfig) *testServer {
+func startServer(t testing.TB, cfg serverConfig) *testServer {
 	t.Helper()
 	s := &testServer{t: t, cfg: cfg}
 	s.listen("127.0.0.1:0")

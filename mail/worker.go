@@ -93,10 +93,14 @@ type Worker struct {
 	wake   chan struct{}
 }
 
-// NewWorker returns a worker that delivers outbox messages through mailer.
+// NewWorker returns a worker that delivers outbox messages through mailer. A nil logger
+// means slog.Default().
 func NewWorker(
 	outbox keeper.Outbox, mailer keeper.Mailer, logger *slog.Logger, cfg WorkerConfig,
 ) *Worker {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	return &Worker{
 		outbox: outbox,
 		mailer: mailer,
@@ -153,7 +157,8 @@ func (w *Worker) drain(ctx context.Context) {
 }
 
 // RunOnce claims one batch of due messages and delivers it, for tests and for a last
-// round at shutdown. It returns how many messages were sent, and an error when the
+// round at shutdown (give it a fresh context with a deadline, not the one that stopped
+// Run). It returns how many messages were sent, and an error when the
 // outbox could not be read or an outcome could not be recorded; delivery failures are
 // recorded in the outbox, not returned.
 func (w *Worker) RunOnce(ctx context.Context) (sent int, err error) {
