@@ -98,7 +98,11 @@ func (c Config) Validate() error {
 		if c.Duration <= 0 {
 			return fmt.Errorf("duration must be positive, got %s", c.Duration)
 		}
-		return checkRange("rate × duration", c.rateTotal(), 1, MaxRequests)
+		if n := c.rateTotal(); n < 1 || n > MaxRequests {
+			return fmt.Errorf("rate %d/s for %s schedules %d requests, want 1 to %d",
+				c.Rate, c.Duration, n, MaxRequests)
+		}
+		return nil
 	case ModeConcurrency:
 		return c.validateConcurrency()
 	default:
