@@ -49,6 +49,11 @@ var migrations embed.FS
 type DB struct {
 	writer *sql.DB
 	reader *sql.DB
+
+	// The key–value queries run on every request, so they are prepared once at Open
+	// instead of parsed on every call; each map is keyed by the query's text.
+	readStmts  map[string]*sql.Stmt
+	writeStmts map[string]*sql.Stmt
 }
 
 // Open opens the database file at path, creating it and its parent folder when missing,
@@ -73,12 +78,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite reader: %w", err), writer.Close())
 	}
-	return &DB{writer: writer, reader: reader}, nil
+
+	db := &DB{writer: writer, reader: reader}
+	if err := db.prepare(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("prepare sqlite statements: %w", err), db.Close())
+	}
+	return db, nil
 }
 
-// Close closes both pools. Stores built on db must not be used afterwards.
+// Close closes the prepared statements and both pools. Stores built on db must not be
+// used afterwards.
 func (db *DB) Close() error {
-	return errors.Join(db.reader.Close(), db.writer.Close())
+	var errs []error
+	for _, stmts := range []map[string]*sql.Stmt{db.readStmts, db.writeStmts} {
+		for _, stmt := range stmts {
+			errs = append(errs, stmt.Close())
+		}
+	}
+	errs = append(errs, db.reader.Close(), db.writer.Close())
+	return errors.Join(errs...)
 }
 
 // Ping checks that both pools can reach the file.
@@ -90,6 +108,43 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping sqlite reader: %w", err)
 	}
 	return nil
+}
+
+// prepare prepares the key–value queries on the pools that run them.
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	if db.readStmts, err = prepareAll(ctx, db.reader, kvReadQueries); err != nil {
+		return err
+	}
+	db.writeStmts, err = prepareAll(ctx, db.writer, kvWriteQueries)
+	return err
+}
+
+// prepareAll prepares every query on pool. On failure it returns the statements that
+// were prepared, so that Close can release them.
+func prepareAll(
+	ctx context.Context, pool *sql.DB, queries []string,
+) (map[string]*sql.Stmt, error) {
+	stmts := make(map[string]*sql.Stmt, len(queries))
+	for _, query := range queries {
+		stmt, err := pool.PrepareContext(ctx, query)
+		if err != nil {
+			return stmts, fmt.Errorf("%q: %w", query, err)
+		}
+		stmts[query] = stmt
+	}
+	return stmts, nil
+}
+
+// readStmt returns the prepared reader statement for query.
+func (db *DB) readStmt(query string) *sql.Stmt {
+	return db.readStmts[query]
+}
+
+// txStmt returns the writer's prepared statement for query, bound to tx. The writer has
+// one connection, on which the statement is already prepared, so binding costs no parse.
+func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) *sql.Stmt {
+	return tx.StmtContext(ctx, db.writeStmts[query])
 }
 
 // readerConns sizes the reader pool: reads are CPU-bound in a pure-Go driver, so a few

@@ -30,6 +30,21 @@ const (
 	// kvNextRevision takes the next value of the store-wide revision counter.
 	kvNextRevision = `UPDATE kv_revision SET revision = revision + 1 WHERE id = 1
 		RETURNING revision`
+
+	// The List queries bound the key by the prefix's range rather than a LIKE pattern,
+	// so % and _ in a prefix match only themselves and the primary key serves every page.
+	// The lower bound is whichever of prefix (inclusive) and after (exclusive) is tighter;
+	// the upper bound is missing when no string is greater than every key with the prefix.
+	kvListFrom    = `SELECT key FROM kv_entries WHERE key >= ? ORDER BY key LIMIT ?`
+	kvListFromTo  = `SELECT key FROM kv_entries WHERE key >= ? AND key < ? ORDER BY key LIMIT ?`
+	kvListAfter   = `SELECT key FROM kv_entries WHERE key > ? ORDER BY key LIMIT ?`
+	kvListAfterTo = `SELECT key FROM kv_entries WHERE key > ? AND key < ? ORDER BY key LIMIT ?`
+)
+
+// kvReadQueries and kvWriteQueries are prepared at Open on the reader and writer pools.
+var (
+	kvReadQueries  = []string{kvGet, kvListFrom, kvListFromTo, kvListAfter, kvListAfterTo}
+	kvWriteQueries = []string{kvVersion, kvExists, kvInsert, kvUpdate, kvDelete, kvNextRevision}
 )
 
 // KVStore is the SQLite implementation of keeper.KVStore. Values are stored as BLOBs,
@@ -49,7 +64,7 @@ func NewKVStore(db *DB) *KVStore {
 func (s *KVStore) Get(ctx context.Context, key string) (keeper.Entry, error) {
 	var value []byte
 	var version int64
-	err := s.db.reader.QueryRowContext(ctx, kvGet, key).Scan(&value, &version)
+	err := s.db.readStmt(kvGet).QueryRowContext(ctx, key).Scan(&value, &version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keeper.Entry{}, keyNotFound(key)
 	}
@@ -72,14 +87,14 @@ func (s *KVStore) Create(ctx context.Context, entries []keeper.Entry) ([]keeper.
 
 	var created []keeper.Entry
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
-		if err := checkAbsent(ctx, tx, entries); err != nil {
+		if err := s.checkAbsent(ctx, tx, entries); err != nil {
 			return err
 		}
-		revision, err := nextRevision(ctx, tx)
+		revision, err := s.nextRevision(ctx, tx)
 		if err != nil {
 			return err
 		}
-		created, err = insertEntries(ctx, tx, entries, revision)
+		created, err = s.insertEntries(ctx, tx, entries, revision)
 		return err
 	})
 	if err != nil {
@@ -95,14 +110,15 @@ func (s *KVStore) Update(
 ) (keeper.Entry, error) {
 	var updated keeper.Entry
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
-		if err := checkVersion(ctx, tx, key, ifMatch); err != nil {
+		if err := s.checkVersion(ctx, tx, key, ifMatch); err != nil {
 			return err
 		}
-		revision, err := nextRevision(ctx, tx)
+		revision, err := s.nextRevision(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, kvUpdate, blob(value), revision, key); err != nil {
+		_, err = s.db.txStmt(ctx, tx, kvUpdate).ExecContext(ctx, blob(value), revision, key)
+		if err != nil {
 			return err
 		}
 		updated = keeper.Entry{Key: key, Value: value, Version: revision}
@@ -118,29 +134,28 @@ func (s *KVStore) Update(
 // Update.
 func (s *KVStore) Delete(ctx context.Context, key string, ifMatch []int64) error {
 	err := s.db.write(ctx, func(tx *sql.Tx) error {
-		if err := checkVersion(ctx, tx, key, ifMatch); err != nil {
+		if err := s.checkVersion(ctx, tx, key, ifMatch); err != nil {
 			return err
 		}
 		// The revision moves on a delete too, so that every write has its own revision.
-		if _, err := nextRevision(ctx, tx); err != nil {
+		if _, err := s.nextRevision(ctx, tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, kvDelete, key)
+		_, err := s.db.txStmt(ctx, tx, kvDelete).ExecContext(ctx, key)
 		return err
 	})
 	return wrap("kv delete", err)
 }
 
 // List returns up to limit keys that start with prefix and sort after the key after, in
-// byte order. The prefix becomes a range on the primary key rather than a LIKE pattern,
-// so % and _ in it match only themselves and the index serves every page.
+// byte order.
 func (s *KVStore) List(ctx context.Context, prefix, after string, limit int) ([]string, error) {
 	if limit <= 0 {
 		return []string{}, nil
 	}
-	query, args := listQuery(prefix, after, limit)
+	query, args := listQuery(prefix, after)
 
-	rows, err := s.db.reader.QueryContext(ctx, query, args...)
+	rows, err := s.db.readStmt(query).QueryContext(ctx, append(args, limit)...)
 	if err != nil {
 		return nil, wrap("kv list", err)
 	}
@@ -160,22 +175,19 @@ func (s *KVStore) List(ctx context.Context, prefix, after string, limit int) ([]
 	return keys, nil
 }
 
-// listQuery builds the range query for List. Its lower bound is whichever of prefix
-// (inclusive) and after (exclusive) is tighter, so that a late page starts its index scan
-// where it should instead of at the prefix.
-func listQuery(prefix, after string, limit int) (string, []any) {
-	query := `SELECT key FROM kv_entries WHERE key >= ?`
-	args := []any{prefix}
-	if after >= prefix {
-		query = `SELECT key FROM kv_entries WHERE key > ?`
-		args = []any{after}
+// listQuery picks the List query and its bounds. Every key greater than after is past
+// prefix too when after >= prefix, so after is then the tighter lower bound.
+func listQuery(prefix, after string) (string, []any) {
+	end, bounded := prefixEnd(prefix)
+	switch {
+	case after >= prefix && bounded:
+		return kvListAfterTo, []any{after, end}
+	case after >= prefix:
+		return kvListAfter, []any{after}
+	case bounded:
+		return kvListFromTo, []any{prefix, end}
 	}
-
-	if end, ok := prefixEnd(prefix); ok {
-		query += ` AND key < ?`
-		args = append(args, end)
-	}
-	return query + ` ORDER BY key LIMIT ?`, append(args, limit)
+	return kvListFrom, []any{prefix}
 }
 
 // prefixEnd returns the smallest string greater than every string that starts with
@@ -192,9 +204,10 @@ func prefixEnd(prefix string) (string, bool) {
 }
 
 // nextRevision advances the store-wide revision counter and returns its new value.
-func nextRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
+func (s *KVStore) nextRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var revision int64
-	if err := tx.QueryRowContext(ctx, kvNextRevision).Scan(&revision); err != nil {
+	row := s.db.txStmt(ctx, tx, kvNextRevision).QueryRowContext(ctx)
+	if err := row.Scan(&revision); err != nil {
 		return 0, fmt.Errorf("next revision: %w", err)
 	}
 	return revision, nil
@@ -202,9 +215,11 @@ func nextRevision(ctx context.Context, tx *sql.Tx) (int64, error) {
 
 // checkVersion returns key_not_found when key is absent and version_mismatch when
 // ifMatch is non-empty and does not hold the key's current version.
-func checkVersion(ctx context.Context, tx *sql.Tx, key string, ifMatch []int64) error {
+func (s *KVStore) checkVersion(
+	ctx context.Context, tx *sql.Tx, key string, ifMatch []int64,
+) error {
 	var version int64
-	err := tx.QueryRowContext(ctx, kvVersion, key).Scan(&version)
+	err := s.db.txStmt(ctx, tx, kvVersion).QueryRowContext(ctx, key).Scan(&version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return keyNotFound(key)
 	}
@@ -220,13 +235,8 @@ func checkVersion(ctx context.Context, tx *sql.Tx, key string, ifMatch []int64) 
 }
 
 // checkAbsent returns key_exists naming the entries' keys that are already present.
-func checkAbsent(ctx context.Context, tx *sql.Tx, entries []keeper.Entry) error {
-	stmt, err := tx.PrepareContext(ctx, kvExists)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-
+func (s *KVStore) checkAbsent(ctx context.Context, tx *sql.Tx, entries []keeper.Entry) error {
+	stmt := s.db.txStmt(ctx, tx, kvExists)
 	var present []string
 	for _, e := range entries {
 		var exists bool
@@ -244,15 +254,10 @@ func checkAbsent(ctx context.Context, tx *sql.Tx, entries []keeper.Entry) error 
 }
 
 // insertEntries inserts entries that are known to be absent, all at one version.
-func insertEntries(
+func (s *KVStore) insertEntries(
 	ctx context.Context, tx *sql.Tx, entries []keeper.Entry, version int64,
 ) ([]keeper.Entry, error) {
-	stmt, err := tx.PrepareContext(ctx, kvInsert)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
-
+	stmt := s.db.txStmt(ctx, tx, kvInsert)
 	created := make([]keeper.Entry, 0, len(entries))
 	for _, e := range entries {
 		_, err := stmt.ExecContext(ctx, e.Key, blob(e.Value), version)
