@@ -1,0 +1,86 @@
+package sqlite
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"testing"
+
+	"github.com/pressly/goose/v3"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// TestMigrationsDownAndUp checks that every migration can be undone and applied again.
+func TestMigrationsDownAndUp(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "keeper.db"))
+	if err != nil {
+		t.Fatalf("open: got error %v, want none", err)
+	}
+	defer db.Close()
+
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatalf("sub: got error %v, want none", err)
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db.writer, fsys,
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatalf("provider: got error %v, want none", err)
+	}
+
+	steps := []struct {
+		name string
+		run  func() error
+		want int64
+	}{
+		{"down", func() error { _, err := provider.DownTo(ctx, 0); return err }, 0},
+		{"up", func() error { _, err := provider.Up(ctx); return err }, 1},
+	}
+	for _, step := range steps {
+		if err := step.run(); err != nil {
+			t.Fatalf("%s: got error %v, want none", step.name, err)
+		}
+		version, err := provider.GetDBVersion(ctx)
+		if err != nil || version != step.want {
+			t.Fatalf("%s: got version %d (%v), want %d", step.name, version, err, step.want)
+		}
+	}
+}
+
+// TestReaderIsQueryOnly checks that a write sent to the reader pool by mistake fails
+// instead of competing with the writer.
+func TestReaderIsQueryOnly(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "keeper.db"))
+	if err != nil {
+		t.Fatalf("open: got error %v, want none", err)
+	}
+	defer db.Close()
+
+	_, err = db.reader.Exec(`INSERT INTO kv_entries (key, value, version) VALUES ('k', x'', 1)`)
+	if code := resultCode(err); code&0xff != sqlite3.SQLITE_READONLY {
+		t.Errorf("got error %v (code %d), want SQLITE_READONLY", err, code)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	cases := []struct {
+		prefix, want string
+		ok           bool
+	}{
+		{"", "", false},
+		{"a", "b", true},
+		{"ab", "ac", true},
+		{"a\xff", "b", true},
+		{"\xff\xff", "", false},
+		{"\u00e9", "\u00ea", true},
+	}
+	for _, c := range cases {
+		t.Run(c.prefix, func(t *testing.T) {
+			got, ok := prefixEnd(c.prefix)
+			if got != c.want || ok != c.ok {
+				t.Errorf("got %q, %v, want %q, %v", got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
