@@ -99,13 +99,14 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that both pools can reach the file.
+// Ping checks that the file can be read, through a query on the reader pool. It leaves
+// the writer alone on purpose: its one connection may be busy with a write, and a
+// readiness probe should not queue behind the writes it is meant to let through.
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.writer.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping sqlite writer: %w", err)
-	}
-	if err := db.reader.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping sqlite reader: %w", err)
+	var revision int64
+	err := db.reader.QueryRowContext(ctx, `SELECT revision FROM kv_revision`).Scan(&revision)
+	if err != nil {
+		return fmt.Errorf("ping sqlite: %w", err)
 	}
 	return nil
 }
@@ -176,6 +177,11 @@ func dsn(path, pragmas string) string {
 	return "file:" + escaped + "?" + pragmas
 }
 
+// migrateAttempts bounds how often Open runs the migrations. Another process opening the
+// same new file can apply a migration between goose's version check and its transaction;
+// the loser's transaction rolls back whole, and its next run finds nothing left to do.
+const migrateAttempts = 3
+
 // migrate applies the embedded migrations that the file does not have yet.
 func migrate(ctx context.Context, db *sql.DB) error {
 	fsys, err := fs.Sub(migrations, "migrations")
@@ -189,6 +195,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 
 	// provider.Close would close db, which the stores go on using, so it is not called.
-	_, err = provider.Up(ctx)
-	return err
+	for attempt := 1; ; attempt++ {
+		_, err = provider.Up(ctx)
+		if err == nil || ctx.Err() != nil || attempt == migrateAttempts {
+			return err
+		}
+	}
 }

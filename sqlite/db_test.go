@@ -138,6 +138,31 @@ func TestTwoOpensShareTheFile(t *testing.T) {
 	}
 }
 
+// TestConcurrentOpenOfNewFile opens one new file from several goroutines at once, as
+// processes started together would: every Open succeeds and the migration is applied once.
+func TestConcurrentOpenOfNewFile(t *testing.T) {
+	const opens = 4
+	path := filepath.Join(t.TempDir(), "keeper.db")
+	var wg sync.WaitGroup
+	for i := range opens {
+		wg.Go(func() {
+			db, err := sqlite.Open(context.Background(), path)
+			if err != nil {
+				t.Errorf("open %d: got error %v, want none", i, err)
+				return
+			}
+			t.Cleanup(func() { db.Close() })
+		})
+	}
+	wg.Wait()
+
+	got := queryStrings(t, rawConn(t, path),
+		`SELECT version_id FROM goose_db_version ORDER BY id`)
+	if !slices.Equal(got, []string{"0", "1"}) {
+		t.Errorf("got applied versions %q, want [0 1]", got)
+	}
+}
+
 // TestBusyFile holds the write lock from another connection for longer than the busy
 // timeout: a write must give up with service_unavailable, and reads must go on.
 func TestBusyFile(t *testing.T) {
