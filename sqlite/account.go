@@ -225,7 +225,8 @@ func (t *AccountTx) RevokeFamily(ctx context.Context, family string, at time.Tim
 }
 
 // Enqueue adds a message to the outbox, due at the given time, in this transaction: the
-// message is sent only if everything else the transaction did is kept.
+// message is sent only if everything else the transaction did is kept. Its CreatedAt is
+// the time of the call.
 func (t *AccountTx) Enqueue(ctx context.Context, m keeper.Message, at time.Time) error {
 	return wrap("enqueue mail", enqueue(ctx, t.tx, m, at))
 }

@@ -65,9 +65,10 @@ func NewOutbox(db *DB) *Outbox {
 	return &Outbox{db: db}
 }
 
-// Claim leases up to limit pending messages due at now, oldest due first, in one write
-// transaction: each one's attempt count goes up by one and it is not due again until
-// now+lease. Two concurrent claimers never get the same message.
+// Claim leases up to limit pending messages due at now, in one write transaction: each
+// one's attempt count goes up by one and it is not due again until now+lease. When more
+// are due than limit, those due longest are taken. The result is in outbox-id order. Two
+// concurrent claimers never get the same message.
 func (o *Outbox) Claim(
 	ctx context.Context, now time.Time, limit int, lease time.Duration,
 ) ([]keeper.OutboxMessage, error) {
