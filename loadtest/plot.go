@@ -130,15 +130,19 @@ func addScatter(p *plot.Plot, name string, pts plotter.XYs, c color.Color) error
 // a vertical mark at each reported percentile.
 func (r *Result) saveLatency(path string) error {
 	p := newPlot(r.title("latency distribution"), "latency (ms, log scale)", "fraction of requests")
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Y.Min, p.Y.Max = 0, 1
 	p.Legend.Top = false
 
 	lat := r.measuredLatencies()
 	if len(lat) == 0 {
+		p.X.Label.Text = "latency (no request was measured)"
 		return p.Save(8*vg.Inch, 5*vg.Inch, path)
 	}
+
+	// The log axis needs a range that is positive and not a single point.
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Min, p.X.Max = logFloor(lat[0])/2, logFloor(lat[len(lat)-1])*2
 	line, err := plotter.NewLine(cdf(lat))
 	if err != nil {
 		return fmt.Errorf("cdf line: %w", err)
