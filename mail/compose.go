@@ -37,13 +37,17 @@ func messageID(id string, from *netmail.Address) string {
 }
 
 // compose turns a keeper.Message into the RFC 5322 message that both senders produce.
-// Problems with the message itself are permanent: sending it again cannot help.
-func compose(from *netmail.Address, m keeper.Message, date time.Time) (*gomail.Msg, error) {
+// Problems with the message itself are permanent: sending it again cannot help. The
+// SMTP path encodes bodies as quoted-printable, which every relay accepts; the
+// development path writes them as 8bit so that a person can read the file and copy its
+// link, which quoted-printable would break into "=3D" escapes and soft line breaks.
+func compose(from *netmail.Address, m keeper.Message, date time.Time,
+	enc gomail.Encoding) (*gomail.Msg, error) {
 	if err := checkMessage(m); err != nil {
 		return nil, permanent(err)
 	}
 
-	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent(), gomail.WithEncoding(enc))
 	msg.FromMailAddress(from)
 	if err := msg.To(m.To); err != nil {
 		return nil, permanent(fmt.Errorf("message %s: recipient: %w", m.ID, err))

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	gomail "github.com/wneessen/go-mail"
+
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/logging"
 )
@@ -57,7 +59,7 @@ func (d *DevSender) WithFrom(from string) (*DevSender, error) {
 // body, since the body carries single-use links.
 func (d *DevSender) Send(ctx context.Context, m keeper.Message) error {
 	now := time.Now()
-	msg, err := compose(d.from, m, now)
+	msg, err := compose(d.from, m, now, gomail.NoEncoding)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,13 @@ func TestDevSenderWritesMessage(t *testing.T) {
 	}
 	checkContent(t, data, msg)
 	checkDevLog(t, logs.String(), path)
+
+	// A person opens the file in an editor and copies the link: it must stand in the
+	// raw file whole, not quoted-printable encoded or folded.
+	if !bytes.Contains(data, []byte(testLink+"\r\n")) &&
+		!bytes.Contains(data, []byte(testLink+"\n")) {
+		t.Errorf("the raw .eml does not hold the link %s on one line:\n%s", testLink, data)
+	}
 }
 
 func checkMode(t *testing.T, path string, want os.FileMode) {

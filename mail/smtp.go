@@ -97,7 +97,7 @@ func NewSMTPSender(cfg SMTPConfig, from string, opts ...SenderOption) (*SMTPSend
 // closing the session fails afterwards, since sending again would deliver it twice. Use
 // IsPermanent to tell whether a failure is worth retrying.
 func (s *SMTPSender) Send(ctx context.Context, m keeper.Message) error {
-	msg, err := compose(s.from, m, time.Now())
+	msg, err := compose(s.from, m, time.Now(), gomail.EncodingQP)
 	if err != nil {
 		return err
 	}
