@@ -46,25 +46,37 @@ func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
-	return slog.New(requestIDHandler{h}), nil
+	f, _ := w.(flusher)
+	return slog.New(requestIDHandler{h, f}), nil
 }
 
-// requestIDHandler adds the context's request id to each record.
-type requestIDHandler struct{ slog.Handler }
+// flusher is a writer that can push out what it has buffered, like BufferedWriter.
+type flusher interface{ Flush() error }
+
+// requestIDHandler adds the context's request id to each record, and flushes a
+// buffering writer after warnings and errors so that they are never held back.
+type requestIDHandler struct {
+	slog.Handler
+	out flusher // nil when the writer does not buffer
+}
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
 	}
-	return h.Handler.Handle(ctx, r)
+	err := h.Handler.Handle(ctx, r)
+	if h.out != nil && r.Level >= slog.LevelWarn {
+		_ = h.out.Flush()
+	}
+	return err
 }
 
 func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+	return requestIDHandler{h.Handler.WithAttrs(attrs), h.out}
 }
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+	return requestIDHandler{h.Handler.WithGroup(name), h.out}
 }
 
 // MaskEmail keeps the first character of the local part and the domain, so that logs
