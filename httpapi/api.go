@@ -11,6 +11,7 @@ import (
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/api"
+	"github.com/keeperhq/keeper/auth"
 )
 
 // Options are the parts and limits the HTTP layer is built from.
@@ -26,25 +27,47 @@ type Options struct {
 	// MaxBodyBytes caps every request body; MaxValueBytes caps one value.
 	MaxBodyBytes  int64
 	MaxValueBytes int
+
+	// Accounts serves registration, login and profiles.
+	Accounts *auth.Service
+
+	// JWKS is the JSON Web Key Set published at /.well-known/jwks.json.
+	JWKS []byte
+
+	// KVWriteAuth makes the key–value writes require an access token.
+	KVWriteAuth bool
+
+	// RateLimits bounds the account endpoints that send mail or check passwords.
+	RateLimits RateLimits
 }
 
 // API serves Keeper's HTTP interface.
 type API struct {
-	log      *slog.Logger
-	kv       keeper.KVStore
-	ready    func(context.Context) error
-	maxValue int
-	mux      *http.ServeMux
+	log         *slog.Logger
+	kv          keeper.KVStore
+	ready       func(context.Context) error
+	maxValue    int
+	accounts    *auth.Service
+	jwksDoc     []byte
+	kvWriteAuth bool
+	limits      *limiters
+	pages       pageSet
+	mux         *http.ServeMux
 }
 
 // New returns the complete HTTP handler: routes wrapped in Keeper's middleware.
 func New(o Options) http.Handler {
 	a := &API{
-		log:      o.Logger,
-		kv:       o.KV,
-		ready:    o.Ready,
-		maxValue: o.MaxValueBytes,
-		mux:      http.NewServeMux(),
+		log:         o.Logger,
+		kv:          o.KV,
+		ready:       o.Ready,
+		maxValue:    o.MaxValueBytes,
+		accounts:    o.Accounts,
+		jwksDoc:     o.JWKS,
+		kvWriteAuth: o.KVWriteAuth,
+		limits:      newLimiters(o.RateLimits),
+		pages:       loadPages(),
+		mux:         http.NewServeMux(),
 	}
 	a.routes()
 
@@ -78,11 +101,33 @@ func (a *API) handle(pattern string, h handlerFunc) {
 
 func (a *API) routes() {
 	a.handle("GET /api/result", a.getResult)
-	a.handle("PUT /api/result", a.putResult)
-	a.handle("POST /api/result", a.postResult)
-	a.handle("PATCH /api/result", a.patchResult)
-	a.handle("DELETE /api/result", a.deleteResult)
+	a.handle("PUT /api/result", a.kvWrite(a.putResult))
+	a.handle("POST /api/result", a.kvWrite(a.postResult))
+	a.handle("PATCH /api/result", a.kvWrite(a.patchResult))
+	a.handle("DELETE /api/result", a.kvWrite(a.deleteResult))
 	a.handle("GET /api/keys", a.listKeys)
+
+	a.handle("POST /api/users", a.limitIP(a.register))
+	a.handle("POST /api/users/activate", a.activate)
+	a.handle("POST /api/users/activation", a.limitIP(a.resendActivation))
+	a.handle("GET /api/users/me", a.requireAuth(a.me))
+	a.handle("GET /api/user/{id}", a.optionalAuth(a.userProfile))
+	a.handle("POST /api/auth/login", a.limitIP(a.login))
+	a.handle("POST /api/auth/refresh", a.refresh)
+	a.handle("POST /api/auth/logout", a.logout)
+	a.handle("POST /api/auth/password/forgot", a.limitIP(a.forgotPassword))
+	a.handle("POST /api/auth/password/reset", a.resetPassword)
+	a.handle("GET /.well-known/jwks.json", a.jwks)
+
+	a.page("GET /{$}", a.homePage)
+	a.page("GET /activate", a.activatePage)
+	a.page("POST /activate", a.activateSubmit)
+	a.page("GET /activation/resend", a.resendPage)
+	a.page("POST /activation/resend", a.limitIP(a.resendSubmit))
+	a.page("GET /forgot-password", a.forgotPage)
+	a.page("POST /forgot-password", a.limitIP(a.forgotSubmit))
+	a.page("GET /reset-password", a.resetPage)
+	a.page("POST /reset-password", a.resetSubmit)
 
 	a.handle("GET /healthz", a.healthz)
 	a.handle("GET /readyz", a.readyz)

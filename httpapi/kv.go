@@ -44,16 +44,19 @@ func (a *API) getResult(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	// One backing array for the four header values saves three allocations on the
+	// hottest path; the keys are already in canonical form.
+	vals := [4]string{formatETag(e.Version), "no-cache", "text/plain; charset=utf-8",
+		strconv.Itoa(len(e.Value))}
 	h := w.Header()
-	etag := formatETag(e.Version)
-	h["Etag"] = []string{etag}
-	h["Cache-Control"] = []string{"no-cache"}
+	h["Etag"] = vals[0:1:1]
+	h["Cache-Control"] = vals[1:2:2]
 	if noneMatch(r.Header.Get("If-None-Match"), e.Version) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
-	h["Content-Length"] = []string{strconv.Itoa(len(e.Value))}
+	h["Content-Type"] = vals[2:3:3]
+	h["Content-Length"] = vals[3:4:4]
 	_, _ = io.WriteString(w, e.Value)
 	return nil
 }

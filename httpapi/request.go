@@ -57,17 +57,35 @@ func oneParam(q url.Values, name string) (value string, ok bool, err error) {
 	}
 }
 
-// keyParam returns the one valid key that a request names with ?key=.
+// keyParam returns the one valid key that a request names with ?key=. It scans the
+// raw query itself rather than building a url.Values map: this runs on every read, and
+// the rules are the same as parseQuery's (no other parameter, no malformed escape).
 func keyParam(r *http.Request) (string, error) {
-	q, err := parseQuery(r, "key")
-	if err != nil {
-		return "", err
+	raw := r.URL.RawQuery
+	var key string
+	found := false
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		name, err1 := url.QueryUnescape(name)
+		value, err2 := url.QueryUnescape(value)
+		switch {
+		case err1 != nil || err2 != nil || strings.Contains(pair, ";"):
+			return "", keeper.Errorf(keeper.CodeInvalidQuery, "the query string is malformed")
+		case name != "key":
+			return "", keeper.Errorf(keeper.CodeInvalidQuery, "unknown query parameter %q", name)
+		case found:
+			return "", keeper.Errorf(keeper.CodeInvalidQuery,
+				"the key parameter may be given only once")
+		}
+		key, found = value, true
 	}
-	key, ok, err := oneParam(q, "key")
-	if err != nil {
-		return "", err
-	}
-	if !ok {
+
+	if !found {
 		return "", keeper.Errorf(keeper.CodeInvalidQuery, "the key parameter is required")
 	}
 	return key, keeper.ValidateKey(key)
