@@ -16,6 +16,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/keeperhq/keeper/logging"
+	"github.com/keeperhq/keeper/mail"
 )
 
 // Stages Keeper runs in. Production refuses unsafe defaults.
@@ -56,12 +57,13 @@ type config struct {
 	HashConcurrency int           `env:"KEEPER_HASH_CONCURRENCY"`
 
 	RateLimitIP    int  `env:"KEEPER_RATE_LIMIT_IP" envDefault:"30"`
-	RateLimitEmail int  `env:"KEEPER_RATE_LIMIT_EMAIL" envDefault:"5"`
+	RateLimitEmail int  `env:"KEEPER_RATE_LIMIT_EMAIL" envDefault:"20"`
 	TrustProxy     bool `env:"KEEPER_TRUST_PROXY" envDefault:"false"`
 
 	// Derived by validate.
 	sqlitePath string
 	logLevel   slog.Level
+	smtp       mail.SMTPConfig
 }
 
 // loadConfig reads the environment, then the flags in args, and validates the result.
@@ -226,8 +228,19 @@ func (c *config) validateMail() error {
 		return errors.New("KEEPER_SMTP_URL: required in production " +
 			"(the development mailer only writes files)")
 	}
-	if c.SMTPURL != "" && c.MailFrom == "" {
-		return errors.New("KEEPER_MAIL_FROM: required when KEEPER_SMTP_URL is set")
+	if c.SMTPURL != "" {
+		smtp, err := mail.ParseSMTPURL(c.SMTPURL)
+		if err != nil {
+			return fmt.Errorf("KEEPER_SMTP_URL: %w", err)
+		}
+		if c.Stage == stageProduction && smtp.Insecure() && !isLoopback(smtp.Host) {
+			return errors.New("KEEPER_SMTP_URL: production refuses mail without TLS " +
+				"to another host (tls=none or tls=opportunistic)")
+		}
+		c.smtp = smtp
+		if c.MailFrom == "" {
+			return errors.New("KEEPER_MAIL_FROM: required when KEEPER_SMTP_URL is set")
+		}
 	}
 	if c.MailFrom == "" {
 		c.MailFrom = "Keeper <keeper@localhost>"
@@ -293,7 +306,7 @@ func redactURL(raw string) string {
 func (c *config) logValue() []any {
 	smtp := "(development mailer: files under " + c.MailDir + ")"
 	if c.SMTPURL != "" {
-		smtp = redactURL(c.SMTPURL)
+		smtp = c.smtp.String()
 	}
 	return []any{
 		"stage", c.Stage, "addr", c.Addr, "database", c.DatabaseURL,

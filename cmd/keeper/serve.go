@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/keeperhq/keeper"
+	"github.com/keeperhq/keeper/auth"
 	"github.com/keeperhq/keeper/httpapi"
 	"github.com/keeperhq/keeper/kvcache"
 	"github.com/keeperhq/keeper/logging"
+	"github.com/keeperhq/keeper/mail"
 	"github.com/keeperhq/keeper/sqlite"
 )
 
@@ -27,7 +29,11 @@ func serve(ctx context.Context, args []string, env map[string]string, stderr io.
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(stderr, cfg.LogFormat, cfg.logLevel)
+	// Log lines are written in batches; warnings and errors, and whatever is left at
+	// exit, are flushed at once.
+	out := logging.NewBufferedWriter(stderr, 64<<10, 200*time.Millisecond)
+	defer out.Close()
+	log, err := logging.New(out, cfg.LogFormat, cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -50,6 +56,7 @@ type app struct {
 	cfg     config
 	log     *slog.Logger
 	db      *sqlite.DB
+	worker  *mail.Worker
 	handler http.Handler
 }
 
@@ -61,20 +68,106 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", cfg.sqlitePath, err)
 	}
+	a := &app{cfg: cfg, log: log, db: db}
+
+	accounts, jwks, err := a.accounts()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 
 	var kv keeper.KVStore = sqlite.NewKVStore(db)
 	if cfg.CacheBytes > 0 {
 		kv = kvcache.New(kv, cfg.CacheBytes)
 	}
-
-	handler := httpapi.New(httpapi.Options{
+	a.handler = httpapi.New(httpapi.Options{
 		Logger:        log,
 		KV:            kv,
 		Ready:         db.Ping,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		MaxValueBytes: cfg.MaxValueBytes,
+		Accounts:      accounts,
+		JWKS:          jwks,
+		KVWriteAuth:   cfg.KVWrite == "authenticated",
+		RateLimits: httpapi.RateLimits{
+			PerIPPerMinute:    cfg.RateLimitIP,
+			PerEmailPerHour:   cfg.RateLimitEmail,
+			TrustForwardedFor: cfg.TrustProxy,
+		},
 	})
-	return &app{cfg: cfg, log: log, db: db, handler: handler}, nil
+	return a, nil
+}
+
+// accounts builds the account service: signing keys, password hasher, mail delivery.
+func (a *app) accounts() (*auth.Service, []byte, error) {
+	keys, err := a.loadKeys()
+	if err != nil {
+		return nil, nil, err
+	}
+	jwks, err := keys.JWKS()
+	if err != nil {
+		return nil, nil, fmt.Errorf("jwks: %w", err)
+	}
+
+	sender, err := a.mailer()
+	if err != nil {
+		return nil, nil, err
+	}
+	templates, err := mail.NewTemplates()
+	if err != nil {
+		return nil, nil, fmt.Errorf("mail templates: %w", err)
+	}
+	a.worker = mail.NewWorker(sqlite.NewOutbox(a.db), sender, a.log, mail.WorkerConfig{})
+
+	hasher := auth.NewHasher(auth.DefaultParams(), a.cfg.HashConcurrency)
+	tokens := auth.NewTokens(keys, a.cfg.JWTIssuer, a.cfg.JWTAudience, a.cfg.AccessTokenTTL)
+	svc := auth.NewService(sqlite.NewAccountStore(a.db), hasher, tokens, templates,
+		a.worker.Notify, a.log, auth.Config{
+			PublicURL:     a.cfg.PublicURL,
+			ActivationTTL: a.cfg.ActivationTTL,
+			ResetTTL:      a.cfg.ResetTTL,
+			RefreshTTL:    a.cfg.RefreshTokenTTL,
+		})
+	return svc, jwks, nil
+}
+
+// loadKeys reads the token signing keys. Outside production a missing key file is
+// created, so that a fresh clone runs with no set-up; production must name one.
+func (a *app) loadKeys() (*auth.KeySet, error) {
+	if a.cfg.Stage == stageProduction {
+		keys, err := auth.LoadKeys(a.cfg.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("KEEPER_JWT_KEY_FILE: %w", err)
+		}
+		return keys, nil
+	}
+
+	keys, created, err := auth.LoadOrCreateKeys(a.cfg.JWTKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("KEEPER_JWT_KEY_FILE: %w", err)
+	}
+	if created {
+		a.log.Info("created a signing key", "file", a.cfg.JWTKeyFile,
+			"kid", keys.SigningKeyID())
+	}
+	return keys, nil
+}
+
+// mailer returns the SMTP sender when one is configured, else the development sender
+// that writes .eml files.
+func (a *app) mailer() (keeper.Mailer, error) {
+	if a.cfg.SMTPURL == "" {
+		dev, err := mail.NewDevSender(a.cfg.MailDir, a.log).WithFrom(a.cfg.MailFrom)
+		if err != nil {
+			return nil, fmt.Errorf("KEEPER_MAIL_FROM: %w", err)
+		}
+		return dev, nil
+	}
+	s, err := mail.NewSMTPSender(a.cfg.smtp, a.cfg.MailFrom)
+	if err != nil {
+		return nil, fmt.Errorf("KEEPER_SMTP_URL: %w", err)
+	}
+	return s, nil
 }
 
 // serve answers HTTP on ln until ctx ends, then lets in-flight requests finish within
@@ -90,9 +183,23 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 
+	// The mail worker outlives the HTTP server by the shutdown step, so that mail a
+	// last request queued can still be picked up; anything left stays queued for the
+	// next start.
+	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		_ = a.worker.Run(wctx)
+	}()
+	defer func() {
+		stopWorker()
+		<-workerDone
+	}()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("listening", "addr", ln.Addr().String())
+	a.log.Info("listening", "addr", ln.Addr().String(), "url", a.cfg.PublicURL)
 
 	select {
 	case err := <-errc:
