@@ -70,7 +70,7 @@ func TestReadersNeverSeeStaleValuesAfterWrites(t *testing.T) {
 	}
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 1000 {
+	for i := range 400 {
 		k := fmt.Sprintf("k%d", rng.IntN(keys))
 		v := fmt.Sprint(i)
 		if _, err := cache.Update(ctx, k, v, nil); err != nil {
