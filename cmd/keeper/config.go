@@ -43,9 +43,13 @@ type config struct {
 	ShutdownTimeout time.Duration `env:"KEEPER_SHUTDOWN_TIMEOUT" envDefault:"15s"`
 	KVWrite         string        `env:"KEEPER_KV_WRITE"`
 
-	SMTPURL  string `env:"KEEPER_SMTP_URL"`
-	MailFrom string `env:"KEEPER_MAIL_FROM"`
-	MailDir  string `env:"KEEPER_MAIL_DIR"`
+	SMTPURL          string        `env:"KEEPER_SMTP_URL"`
+	MailFrom         string        `env:"KEEPER_MAIL_FROM"`
+	MailDir          string        `env:"KEEPER_MAIL_DIR"`
+	MailRetryBase    time.Duration `env:"KEEPER_MAIL_RETRY_BASE" envDefault:"30s"`
+	MailRetryMax     time.Duration `env:"KEEPER_MAIL_RETRY_MAX" envDefault:"1h"`
+	MailMaxAttempts  int           `env:"KEEPER_MAIL_MAX_ATTEMPTS" envDefault:"8"`
+	MailPollInterval time.Duration `env:"KEEPER_MAIL_POLL_INTERVAL" envDefault:"5s"`
 
 	JWTKeyFile      string        `env:"KEEPER_JWT_KEY_FILE"`
 	JWTIssuer       string        `env:"KEEPER_JWT_ISSUER"`
@@ -244,6 +248,18 @@ func (c *config) validateMail() error {
 	}
 	if c.MailFrom == "" {
 		c.MailFrom = "Keeper <keeper@localhost>"
+	}
+	if c.MailRetryBase <= 0 || c.MailRetryMax < c.MailRetryBase {
+		return errors.New("KEEPER_MAIL_RETRY_BASE must be positive and " +
+			"KEEPER_MAIL_RETRY_MAX at least as long")
+	}
+	if c.MailMaxAttempts < 1 {
+		return fmt.Errorf("KEEPER_MAIL_MAX_ATTEMPTS: must be at least 1, got %d",
+			c.MailMaxAttempts)
+	}
+	if c.MailPollInterval <= 0 {
+		return fmt.Errorf("KEEPER_MAIL_POLL_INTERVAL: must be positive, got %s",
+			c.MailPollInterval)
 	}
 	return nil
 }

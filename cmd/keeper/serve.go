@@ -117,7 +117,12 @@ func (a *app) accounts() (*auth.Service, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("mail templates: %w", err)
 	}
-	a.worker = mail.NewWorker(sqlite.NewOutbox(a.db), sender, a.log, mail.WorkerConfig{})
+	a.worker = mail.NewWorker(sqlite.NewOutbox(a.db), sender, a.log, mail.WorkerConfig{
+		BaseDelay:    a.cfg.MailRetryBase,
+		MaxDelay:     a.cfg.MailRetryMax,
+		MaxAttempts:  a.cfg.MailMaxAttempts,
+		PollInterval: a.cfg.MailPollInterval,
+	})
 
 	hasher := auth.NewHasher(auth.DefaultParams(), a.cfg.HashConcurrency)
 	tokens := auth.NewTokens(keys, a.cfg.JWTIssuer, a.cfg.JWTAudience, a.cfg.AccessTokenTTL)
