@@ -74,16 +74,20 @@ type Record struct {
 // Latency returns the time from the scheduled send to completion.
 func (r Record) Latency() time.Duration { return r.End - r.Scheduled }
 
-// classify names the kind of a request error. canceled reports whether the whole run
-// had been stopped, which turns the transport's context error into ErrCanceled rather
-// than a timeout.
-func classify(err error, canceled bool) ErrorKind {
+// classify names the kind of a request error. stopped reports that the whole run had
+// been stopped and timedOut that the request's own timeout passed: both surface from
+// the transport as a context error.
+func classify(err error, stopped, timedOut bool) ErrorKind {
+	if err == nil {
+		return ErrNone // before netErr below, whose address would escape on every call
+	}
+
 	var netErr net.Error
 	switch {
-	case err == nil:
-		return ErrNone
-	case canceled:
+	case stopped:
 		return ErrCanceled
+	case timedOut:
+		return ErrTimeout
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrTimeout
 	case errors.As(err, &netErr) && netErr.Timeout():

@@ -70,17 +70,25 @@ func (r *runner) run() []Record {
 	}
 }
 
-// fire sends request i, due at sched, and records what happened.
-func (r *runner) fire(i int, sched time.Duration) Record {
+// fire sends request i, due at sched, through s and records what happened.
+func (r *runner) fire(s *sender, i int, sched time.Duration) Record {
 	rec := Record{Index: i, Scheduled: sched, Start: time.Since(r.start)}
 
-	status, n, err := r.client.do(r.ctx)
+	status, n, timedOut, err := s.send()
 
 	rec.End = time.Since(r.start)
 	rec.Status, rec.Bytes = status, n
-	rec.Err = classify(err, r.ctx.Err() != nil)
+	rec.Err = classify(err, r.ctx.Err() != nil, timedOut)
 	r.done.Add(1)
 	return rec
+}
+
+// fireOnce sends request i with a sender of its own, for modes where every request
+// has its own goroutine.
+func (r *runner) fireOnce(i int, sched time.Duration) Record {
+	s := newSender(r.client, r.ctx)
+	defer s.close()
+	return r.fire(s, i, sched)
 }
 
 // burst starts one goroutine per request, each parked on the same channel, and then
@@ -94,7 +102,7 @@ func (r *runner) burst() []Record {
 	for i := range records {
 		wg.Go(func() {
 			<-release
-			records[i] = r.fire(i, 0)
+			records[i] = r.fireOnce(i, 0)
 		})
 	}
 
@@ -124,7 +132,7 @@ func (r *runner) openLoop() []Record {
 			break
 		}
 		sched := time.Duration(i+1) * interval
-		wg.Go(func() { records[i] = r.fire(i, sched) })
+		wg.Go(func() { records[i] = r.fireOnce(i, sched) })
 		sent++
 	}
 	wg.Wait()
@@ -167,6 +175,9 @@ func (r *runner) closedLoop() []Record {
 // work is one closed-loop worker. It checks the clock before taking an index, so the
 // indexes handed out have no gaps.
 func (r *runner) work(next *atomic.Int64, limit int64) []Record {
+	s := newSender(r.client, r.ctx)
+	defer s.close()
+
 	var records []Record
 	for r.ctx.Err() == nil {
 		now := time.Since(r.start)
@@ -177,7 +188,7 @@ func (r *runner) work(next *atomic.Int64, limit int64) []Record {
 		if i >= limit {
 			break
 		}
-		records = append(records, r.fire(int(i), now))
+		records = append(records, r.fire(s, int(i), now))
 	}
 	return records
 }

@@ -406,3 +406,31 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestClosedLoopRecoversAfterTimeout checks that a worker whose request timed out
+// sends its next requests under a fresh timeout rather than an expired one.
+func TestClosedLoopRecoversAfterTimeout(t *testing.T) {
+	var count atomic.Int64
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if count.Add(1) == 2 {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(safety):
+			}
+			return
+		}
+		okHandler(w, r)
+	})
+
+	res := mustRun(t, Config{URL: srv.URL, Mode: ModeConcurrency, Concurrency: 1, Requests: 5,
+		Timeout: 100 * time.Millisecond})
+
+	var kinds []ErrorKind
+	for _, rec := range res.Records {
+		kinds = append(kinds, rec.Err)
+	}
+	want := []ErrorKind{ErrNone, ErrTimeout, ErrNone, ErrNone, ErrNone}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("got kinds %v, want %v", kinds, want)
+	}
+}
