@@ -79,8 +79,9 @@ func loadConfig(environ map[string]string, args []string, stderr io.Writer) (con
 		return cfg, envError(err)
 	}
 
+	// Parse errors come back as one line through run; only -h prints the usage.
 	fs := flag.NewFlagSet("keeper", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (KEEPER_ADDR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL,
 		"database, sqlite:PATH (KEEPER_DATABASE_URL)")
@@ -89,6 +90,11 @@ func loadConfig(environ map[string]string, args []string, stderr io.Writer) (con
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL,
 		"URL people reach the server at (KEEPER_PUBLIC_URL)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "Usage: keeper [flags]   (every setting: see the README)")
+			fs.PrintDefaults()
+		}
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

@@ -3,6 +3,7 @@
 //	keeper [flags]            serve the HTTP API (see the README for every setting)
 //	keeper loadtest [flags]   load-test an HTTP URL
 //	keeper keygen -out FILE   create an Ed25519 key file for signing tokens
+//	keeper seed-users -n N    store N active users (for experiments and trials)
 package main
 
 import (
@@ -43,6 +44,8 @@ func run(ctx context.Context, args []string, env map[string]string,
 			return runLoadtest(ctx, args[1:], stdout, stderr)
 		case "keygen":
 			return runKeygen(args[1:], stderr)
+		case "seed-users":
+			return runSeedUsers(ctx, args[1:], env, stdout, stderr)
 		}
 	}
 

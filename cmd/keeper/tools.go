@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
+	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/auth"
 	"github.com/keeperhq/keeper/loadtest"
+	"github.com/keeperhq/keeper/sqlite"
 )
 
 // runLoadtest is `keeper loadtest`.
@@ -15,13 +19,33 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return loadtest.Main(ctx, args, stdout, stderr)
 }
 
+// parseFlags parses a subcommand's flags. A mistake is reported in one line; -h prints
+// the usage. ok is false when the caller should exit with code.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stderr, "Usage of keeper %s:\n", fs.Name())
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		return 0, false
+	case err != nil:
+		fmt.Fprintf(stderr, "keeper %s: %v\n", fs.Name(), err)
+		return 2, false
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "keeper %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
+}
+
 // runKeygen is `keeper keygen -out FILE`: it writes a new Ed25519 signing key.
 func runKeygen(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	out := fs.String("out", "", "file to create (PEM, mode 0600)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
 	}
 	if *out == "" {
 		fmt.Fprintln(stderr, "keeper keygen: -out FILE is required")
@@ -32,4 +56,73 @@ func runKeygen(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runSeedUsers is `keeper seed-users -n N`: it stores N active users directly in the
+// configured database, for load experiments and local trials. Every user gets the same
+// password, hashed once; addresses are user1@DOMAIN … userN@DOMAIN. Users that exist
+// already are left as they are.
+func runSeedUsers(ctx context.Context, args []string, env map[string]string,
+	stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("seed-users", flag.ContinueOnError)
+	n := fs.Int("n", 1000, "number of users")
+	password := fs.String("password", "seeded password", "password of every user")
+	domain := fs.String("domain", "example.com", "email domain")
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	if *n <= 0 {
+		fmt.Fprintf(stderr, "keeper seed-users: -n must be positive, got %d\n", *n)
+		return 2
+	}
+
+	created, err := seedUsers(ctx, env, *n, *password, *domain, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "keeper seed-users: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "seeded %d active users (%d existed): user1@%s … user%d@%s\n",
+		created, *n-created, *domain, *n, *domain)
+	return 0
+}
+
+func seedUsers(ctx context.Context, env map[string]string, n int, password, domain string,
+	stderr io.Writer) (int, error) {
+	cfg, err := loadConfig(env, nil, stderr)
+	if err != nil {
+		return 0, err
+	}
+	db, err := sqlite.Open(ctx, cfg.sqlitePath)
+	if err != nil {
+		return 0, fmt.Errorf("open database %s: %w", cfg.sqlitePath, err)
+	}
+	defer db.Close()
+
+	hash, err := auth.NewHasher(auth.DefaultParams(), 1).Hash(ctx, password)
+	if err != nil {
+		return 0, err
+	}
+	store := sqlite.NewAccountStore(db)
+	now := time.Now()
+	created := 0
+	err = store.Tx(ctx, func(tx keeper.AccountTx) error {
+		for i := 1; i <= n; i++ {
+			u := keeper.User{Email: fmt.Sprintf("user%d@%s", i, domain),
+				Name: fmt.Sprintf("User %d", i), PasswordHash: hash,
+				Status: keeper.StatusPending, CreatedAt: now, UpdatedAt: now}
+			u, err := tx.CreateUser(ctx, u)
+			if keeper.HasCode(err, keeper.CodeEmailTaken) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := tx.ActivateUser(ctx, u.ID, now); err != nil {
+				return err
+			}
+			created++
+		}
+		return nil
+	})
+	return created, err
 }
