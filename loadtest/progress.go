@@ -46,19 +46,19 @@ func (r *runner) drawProgress(quit <-chan struct{}) {
 	bar := progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(r.cfg.Progress),
 		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 	)
 	update := func() {
 		done := r.done.Load()
-		bar.Describe(fmt.Sprintf("%d requests", done))
 		if timed {
 			_ = bar.Set64(min(time.Since(began).Milliseconds(), total))
 		} else {
 			_ = bar.Set64(done)
 		}
+		bar.Describe(fmt.Sprintf("%d requests", done))
 	}
 
+	update()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {

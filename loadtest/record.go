@@ -1,17 +1,3 @@
-// Package loadtest sends HTTP requests at a service and records what each one did: when it
-// was due, when it left, when it finished, its status, its size and the kind of any error.
-// It replaces the asyncio script that load-tested the Python system Keeper succeeds (1000
-// concurrent GETs, completion times plotted) and extends it with three more modes:
-//
-//   - burst: N requests released at the same instant, one connection each;
-//   - rate: a constant, open-loop arrival rate for a duration, measured from each request's
-//     scheduled send time so that a slow server cannot hide its queue (coordinated omission);
-//   - concurrency: C workers in a closed loop, for a duration or a request count;
-//   - sweep (see Sweep): rate runs at increasing rates until p99 latency passes a limit.
-//
-// Every request's record is kept, so percentiles are exact, not estimated. Results are
-// reported as a Summary (text or JSON), a CSV of the records and PNG plots. Main is the
-// command-line front end, reached as `keeper loadtest`.
 package loadtest
 
 import (

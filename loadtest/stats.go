@@ -129,6 +129,10 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[rank-1]
 }
 
+// lagWarning is the send lag past which the text summary warns that the generator,
+// not only the server, was short of time.
+const lagWarning = 50 * time.Millisecond
+
 // WriteText prints the summary for people to read.
 func (s Summary) WriteText(w io.Writer) error {
 	var b strings.Builder
@@ -153,6 +157,10 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  slow        %d over %s\n", s.Slow, s.SlowLimit)
 	if s.Mode == ModeRate {
 		fmt.Fprintf(&b, "  send lag    max %s behind schedule\n", round(s.MaxSendLag))
+	}
+	if s.Mode == ModeRate && s.MaxSendLag > lagWarning {
+		b.WriteString("  warning     the generator fell behind its schedule; latencies include" +
+			" that wait, so this machine may be the bottleneck\n")
 	}
 
 	_, err := io.WriteString(w, b.String())
