@@ -51,7 +51,7 @@ func newClient(cfg Config, conns int) (*client, error) {
 	}
 
 	return &client{
-		transport: newTransport(conns),
+		transport: newTransport(conns, cfg.Mode == ModeBurst),
 		template:  req,
 		body:      cfg.Body,
 		timeout:   cfg.timeout(),
@@ -60,10 +60,13 @@ func newClient(cfg Config, conns int) (*client, error) {
 
 // newTransport is tuned for one host hit as fast as possible: no proxy, no compression
 // (it would make the client decode what the server bothered to encode), no cap on
-// connections and an idle pool as large as the number of concurrent senders.
-func newTransport(conns int) *http.Transport {
+// connections and an idle pool as large as the number of concurrent senders. oneShot
+// gives every request a connection of its own, even one sent late enough to find
+// another's connection idle, as a burst promises.
+func newTransport(conns int, oneShot bool) *http.Transport {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Transport{
+		DisableKeepAlives:     oneShot,
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          conns,

@@ -93,6 +93,26 @@ func TestBurstSendsAllAtOnceOnSeparateConnections(t *testing.T) {
 	}
 }
 
+// TestBurstNeverReusesConnections answers at once, so a request that starts late could
+// find an earlier one's connection idle; a burst must dial its own all the same.
+func TestBurstNeverReusesConnections(t *testing.T) {
+	const n = 50
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		okHandler(w, r)
+	})
+
+	mustRun(t, Config{URL: srv.URL, Mode: ModeBurst, Requests: n})
+
+	if len(remotes) != n {
+		t.Errorf("got %d client connections for %d requests, want one each", len(remotes), n)
+	}
+}
+
 func TestConcurrencyModeCountsAndBoundsWorkers(t *testing.T) {
 	var inFlight, peak atomic.Int64
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
