@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -21,9 +23,11 @@ import (
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/api"
+	"github.com/keeperhq/keeper/auth"
 	"github.com/keeperhq/keeper/httpapi"
 	"github.com/keeperhq/keeper/kvcache"
 	"github.com/keeperhq/keeper/logging"
+	"github.com/keeperhq/keeper/mail"
 	"github.com/keeperhq/keeper/sqlite"
 )
 
@@ -65,6 +69,7 @@ type env struct {
 	srv    *httptest.Server
 	db     *sqlite.DB
 	kv     keeper.KVStore
+	outbox *sqlite.Outbox
 	logs   *syncBuffer
 	client *http.Client
 }
@@ -104,12 +109,16 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	kv := kvcache.New(sqlite.NewKVStore(db), 1<<20)
+	accounts, jwks := newAccounts(t, db, log)
 	o := httpapi.Options{
 		Logger:        log,
 		KV:            kv,
 		Ready:         db.Ping,
 		MaxBodyBytes:  64 << 10,
 		MaxValueBytes: 16 << 10,
+		Accounts:      accounts,
+		JWKS:          jwks,
+		RateLimits:    httpapi.RateLimits{PerIPPerMinute: 1000, PerEmailPerHour: 1000},
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -117,7 +126,36 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 	srv := httptest.NewServer(httpapi.New(o))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, kv: kv, logs: logs, client: srv.Client()}
+	return &env{t: t, srv: srv, db: db, kv: kv, outbox: sqlite.NewOutbox(db), logs: logs,
+		client: srv.Client()}
+}
+
+// newAccounts builds the real account service over db, with cheap hashing parameters
+// so that tests stay quick. Mail stays in the outbox, where tests read it.
+func newAccounts(t *testing.T, db *sqlite.DB, log *slog.Logger) (*auth.Service, []byte) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewKeySet(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := keys.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	templates, err := mail.NewTemplates()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fast := auth.Params{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	tokens := auth.NewTokens(keys, "http://keeper.test", "keeper", 15*time.Minute)
+	svc := auth.NewService(sqlite.NewAccountStore(db), auth.NewHasher(fast, 4), tokens,
+		templates, nil, log, auth.Config{PublicURL: "http://keeper.test"})
+	return svc, jwks
 }
 
 // req describes one request of a test.
