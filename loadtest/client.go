@@ -12,8 +12,8 @@ import (
 )
 
 // client sends the run's one request over and over. It holds a template request that
-// every send copies shallowly, so the per-request cost is a context, a request copy and
-// the transport's own work.
+// every send copies shallowly, so a send costs one request copy besides the transport's
+// own work.
 type client struct {
 	transport *http.Transport
 	template  *http.Request
