@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/keeperhq/keeper/mail"
+	"github.com/keeperhq/keeper/mail/mailtest"
 )
 
 // BenchmarkSMTPSenderSend measures one delivery (connect, EHLO, MAIL, RCPT, DATA, QUIT)
 // to the in-process server over loopback.
 func BenchmarkSMTPSenderSend(b *testing.B) {
-	srv := startServer(b, serverConfig{})
-	cfg, err := mail.ParseSMTPURL(srv.url("none"))
+	srv := mailtest.Start(b, mailtest.Config{})
+	cfg, err := mail.ParseSMTPURL(srv.URL("none"))
 	if err != nil {
 		b.Fatal(err)
 	}

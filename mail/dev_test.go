@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keeperhq/keeper/mail"
+	"github.com/keeperhq/keeper/mail/mailtest"
 )
 
 func TestDevSenderWritesMessage(t *testing.T) {
@@ -106,7 +107,7 @@ func TestDevSenderDefaultFrom(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read message: %v", err)
 	}
-	p := parseMessage(t, data)
+	p := mailtest.Parse(t, data)
 	if got, want := p.Header.Get("From"), `"Keeper" <no-reply@keeper.localhost>`; got != want {
 		t.Errorf("got From %q, want %q (DefaultDevFrom is %q)", got, want, mail.DefaultDevFrom)
 	}

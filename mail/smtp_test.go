@@ -13,6 +13,7 @@ import (
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/mail"
+	"github.com/keeperhq/keeper/mail/mailtest"
 )
 
 const testFrom = "Keeper <no-reply@example.com>"
@@ -47,33 +48,33 @@ func activation(t *testing.T, to string) keeper.Message {
 }
 
 func TestSMTPSenderDelivers(t *testing.T) {
-	serverTLS, clientTLS := selfSignedTLS(t)
+	serverTLS, clientTLS := mailtest.SelfSignedTLS(t)
 	tests := []struct {
 		name     string
-		server   serverConfig
+		server   mailtest.Config
 		tlsMode  string
 		wantTLS  bool
 		wantUser string
 	}{
 		{name: "plain local catcher", tlsMode: "none"},
 		{name: "plain with auth", tlsMode: "none",
-			server: serverConfig{User: "dev", Password: "devpw"}, wantUser: "dev"},
+			server: mailtest.Config{User: "dev", Password: "devpw"}, wantUser: "dev"},
 		{name: "starttls", tlsMode: "starttls",
-			server: serverConfig{TLS: serverTLS}, wantTLS: true},
+			server: mailtest.Config{TLS: serverTLS}, wantTLS: true},
 		{name: "starttls with auth", tlsMode: "starttls",
-			server:  serverConfig{TLS: serverTLS, User: "keeper", Password: "p@ss w0rd"},
+			server:  mailtest.Config{TLS: serverTLS, User: "keeper", Password: "p@ss w0rd"},
 			wantTLS: true, wantUser: "keeper"},
 		{name: "opportunistic upgrades when offered", tlsMode: "opportunistic",
-			server: serverConfig{TLS: serverTLS}, wantTLS: true},
+			server: mailtest.Config{TLS: serverTLS}, wantTLS: true},
 		{name: "opportunistic falls back to plain", tlsMode: "opportunistic"},
 		{name: "implicit tls with auth",
-			server:  serverConfig{TLS: serverTLS, Implicit: true, User: "k", Password: "pw"},
+			server:  mailtest.Config{TLS: serverTLS, Implicit: true, User: "k", Password: "pw"},
 			wantTLS: true, wantUser: "k"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startServer(t, tt.server)
-			rawURL := srv.url(tt.tlsMode)
+			srv := mailtest.Start(t, tt.server)
+			rawURL := srv.URL(tt.tlsMode)
 			if tt.server.User != "" {
 				// The password has reserved characters; the URL carries it encoded.
 				rawURL = strings.Replace(rawURL, tt.server.Password,
@@ -86,7 +87,7 @@ func TestSMTPSenderDelivers(t *testing.T) {
 				t.Fatalf("Send: %v", err)
 			}
 
-			got := srv.received()
+			got := srv.Messages()
 			if len(got) != 1 {
 				t.Fatalf("got %d messages, want 1", len(got))
 			}
@@ -102,7 +103,7 @@ func TestSMTPSenderDelivers(t *testing.T) {
 }
 
 // checkDelivered checks the envelope, headers and both bodies of a received message.
-func checkDelivered(t *testing.T, got received, want keeper.Message) {
+func checkDelivered(t *testing.T, got mailtest.Message, want keeper.Message) {
 	t.Helper()
 	if got.From != "no-reply@example.com" {
 		t.Errorf("got MAIL FROM %q, want no-reply@example.com", got.From)
@@ -116,7 +117,7 @@ func checkDelivered(t *testing.T, got received, want keeper.Message) {
 // checkContent checks the headers and both bodies of a message sent as testFrom.
 func checkContent(t *testing.T, data []byte, want keeper.Message) {
 	t.Helper()
-	p := parseMessage(t, data)
+	p := mailtest.Parse(t, data)
 	headers := map[string]string{
 		"From":       `"Keeper" <no-reply@example.com>`,
 		"To":         "<" + want.To + ">",
@@ -132,7 +133,7 @@ func checkContent(t *testing.T, data []byte, want keeper.Message) {
 		t.Errorf("got Date %q: %v", p.Header.Get("Date"), err)
 	}
 
-	text, html := p.Parts["text/plain"], p.Parts["text/html"]
+	text, html := p.Text(), p.HTML()
 	if text != want.Text {
 		t.Errorf("got text part\n%s\nwant\n%s", text, want.Text)
 	}
@@ -148,8 +149,8 @@ func checkContent(t *testing.T, data []byte, want keeper.Message) {
 }
 
 func TestSMTPSenderMessageIDStableAcrossRetries(t *testing.T) {
-	srv := startServer(t, serverConfig{})
-	sender := newSender(t, srv.url("none"))
+	srv := mailtest.Start(t, mailtest.Config{})
+	sender := newSender(t, srv.URL("none"))
 	msg := activation(t, "bob@example.org")
 
 	for i := range 2 {
@@ -158,22 +159,22 @@ func TestSMTPSenderMessageIDStableAcrossRetries(t *testing.T) {
 		}
 	}
 
-	got := srv.received()
+	got := srv.Messages()
 	if len(got) != 2 {
 		t.Fatalf("got %d messages, want 2", len(got))
 	}
-	first := parseMessage(t, got[0].Data).Header.Get("Message-Id")
-	second := parseMessage(t, got[1].Data).Header.Get("Message-Id")
+	first := mailtest.Parse(t, got[0].Data).Header.Get("Message-Id")
+	second := mailtest.Parse(t, got[1].Data).Header.Get("Message-Id")
 	if first != second || first != "<"+msg.ID+"@example.com>" {
 		t.Errorf("got Message-IDs %q and %q, want both <%s@example.com>", first, second, msg.ID)
 	}
 }
 
 func TestSMTPSenderFailures(t *testing.T) {
-	serverTLS, clientTLS := selfSignedTLS(t)
+	serverTLS, clientTLS := mailtest.SelfSignedTLS(t)
 	tests := []struct {
 		name      string
-		server    serverConfig
+		server    mailtest.Config
 		tlsMode   string
 		rcptErr   error
 		dataErr   error
@@ -183,13 +184,13 @@ func TestSMTPSenderFailures(t *testing.T) {
 		permanent bool
 	}{
 		{name: "recipient rejected 550", tlsMode: "none", permanent: true,
-			rcptErr: smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "No such user")},
+			rcptErr: mailtest.Reply(550, smtp.EnhancedCode{5, 1, 1}, "No such user")},
 		{name: "recipient deferred 451", tlsMode: "none",
-			rcptErr: smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "Try again later")},
+			rcptErr: mailtest.Reply(451, smtp.EnhancedCode{4, 3, 0}, "Try again later")},
 		{name: "message rejected 554", tlsMode: "none", permanent: true,
-			dataErr: smtpReply(554, smtp.EnhancedCode{5, 6, 0}, "Content rejected")},
+			dataErr: mailtest.Reply(554, smtp.EnhancedCode{5, 6, 0}, "Content rejected")},
 		{name: "message deferred 452", tlsMode: "none",
-			dataErr: smtpReply(452, smtp.EnhancedCode{4, 3, 1}, "Mailbox full, later")},
+			dataErr: mailtest.Reply(452, smtp.EnhancedCode{4, 3, 1}, "Mailbox full, later")},
 		{name: "invalid recipient address", tlsMode: "none", permanent: true,
 			msg: func(m keeper.Message) keeper.Message { m.To = "not an address"; return m }},
 		{name: "invalid message id", tlsMode: "none", permanent: true,
@@ -198,17 +199,17 @@ func TestSMTPSenderFailures(t *testing.T) {
 			msg: func(m keeper.Message) keeper.Message { m.Subject += "\r\nBcc: x@y.z"; return m }},
 		{name: "starttls required but not offered", tlsMode: "starttls"},
 		{name: "untrusted certificate", tlsMode: "starttls",
-			server: serverConfig{TLS: serverTLS}},
+			server: mailtest.Config{TLS: serverTLS}},
 		{name: "wrong password is configuration, retried", tlsMode: "starttls",
-			server:   serverConfig{TLS: serverTLS, User: "k", Password: "right"},
+			server:   mailtest.Config{TLS: serverTLS, User: "k", Password: "right"},
 			opts:     []mail.SenderOption{mail.WithTLSConfig(clientTLS)},
 			password: "wrong"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := startServer(t, tt.server)
-			srv.setReplies(tt.rcptErr, tt.dataErr)
-			rawURL := srv.url(tt.tlsMode)
+			srv := mailtest.Start(t, tt.server)
+			srv.SetReplies(tt.rcptErr, tt.dataErr)
+			rawURL := srv.URL(tt.tlsMode)
 			if tt.password != "" {
 				rawURL = strings.Replace(rawURL, ":"+tt.server.Password+"@", ":"+tt.password+"@", 1)
 			}
@@ -225,7 +226,7 @@ func TestSMTPSenderFailures(t *testing.T) {
 			if got := mail.IsPermanent(err); got != tt.permanent {
 				t.Errorf("IsPermanent(%v) = %v, want %v", err, got, tt.permanent)
 			}
-			if n := len(srv.received()); n != 0 {
+			if n := len(srv.Messages()); n != 0 {
 				t.Errorf("got %d messages stored by the server, want 0", n)
 			}
 		})
@@ -233,9 +234,9 @@ func TestSMTPSenderFailures(t *testing.T) {
 }
 
 func TestSMTPSenderServerDown(t *testing.T) {
-	srv := startServer(t, serverConfig{})
-	srv.stop()
-	sender := newSender(t, srv.url("none"))
+	srv := mailtest.Start(t, mailtest.Config{})
+	srv.Stop()
+	sender := newSender(t, srv.URL("none"))
 
 	err := sender.Send(context.Background(), activation(t, "dan@example.org"))
 	if err == nil {
@@ -300,9 +301,9 @@ func TestNewSMTPSenderRejectsBadFrom(t *testing.T) {
 }
 
 func TestWithTLSConfigKeepsCopy(t *testing.T) {
-	srv := startServer(t, serverConfig{})
+	srv := mailtest.Start(t, mailtest.Config{})
 	c := &tls.Config{MinVersion: tls.VersionTLS10}
-	sender := newSender(t, srv.url("none"), mail.WithTLSConfig(c))
+	sender := newSender(t, srv.URL("none"), mail.WithTLSConfig(c))
 	if err := sender.Send(context.Background(), activation(t, "f@example.org")); err != nil {
 		t.Fatalf("Send: %v", err)
 	}

@@ -162,3 +162,13 @@ func TestTemplatesLinkLifetime(t *testing.T) {
 		})
 	}
 }
+
+// hasLine reports whether text has a line equal to line.
+func hasLine(text, line string) bool {
+	for l := range strings.SplitSeq(text, "\n") {
+		if strings.TrimSpace(l) == line {
+			return true
+		}
+	}
+	return false
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/mail"
+	"github.com/keeperhq/keeper/mail/mailtest"
 	"github.com/keeperhq/keeper/sqlite"
 )
 
@@ -120,7 +121,7 @@ func (e *outboxEnv) get(t *testing.T, id int64) keeper.OutboxMessage {
 
 // newWorker returns a worker on env's outbox sending through srv, with the test clock.
 func newWorker(
-	t *testing.T, env *outboxEnv, srv *testServer, c *clock, logs *logBuffer,
+	t *testing.T, env *outboxEnv, srv *mailtest.Server, c *clock, logs *logBuffer,
 	cfg mail.WorkerConfig,
 ) *mail.Worker {
 	t.Helper()
@@ -129,7 +130,7 @@ func newWorker(
 		cfg.Now = c.Now
 	}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return mail.NewWorker(env.outbox, newSender(t, srv.url("none")), logger, cfg)
+	return mail.NewWorker(env.outbox, newSender(t, srv.URL("none")), logger, cfg)
 }
 
 func runOnce(t *testing.T, w *mail.Worker, want int) {
@@ -145,7 +146,7 @@ func runOnce(t *testing.T, w *mail.Worker, want int) {
 
 // checkSent checks that the message is recorded as sent with its body dropped, and that
 // the server holds exactly one copy of it.
-func checkSent(t *testing.T, env *outboxEnv, srv *testServer, id int64, m keeper.Message) {
+func checkSent(t *testing.T, env *outboxEnv, srv *mailtest.Server, id int64, m keeper.Message) {
 	t.Helper()
 	om := env.get(t, id)
 	if om.Status != keeper.OutboxSent || om.SentAt.IsZero() {
@@ -157,7 +158,7 @@ func checkSent(t *testing.T, env *outboxEnv, srv *testServer, id int64, m keeper
 	}
 
 	copies := 0
-	for _, r := range srv.received() {
+	for _, r := range srv.Messages() {
 		if strings.Contains(string(r.Data), "Message-ID: <"+m.ID+"@example.com>") {
 			copies++
 			checkDelivered(t, r, m)
@@ -169,11 +170,12 @@ func checkSent(t *testing.T, env *outboxEnv, srv *testServer, id int64, m keeper
 }
 
 func TestWorkerRetriesUntilServerIsUp(t *testing.T) {
-	env, srv, c, logs := newOutbox(t), startServer(t, serverConfig{}), newClock(), &logBuffer{}
+	env, srv, c, logs := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock(),
+		&logBuffer{}
 	w := newWorker(t, env, srv, c, logs, mail.WorkerConfig{})
 	msg := activation(t, "ada@example.org")
 	id := env.enqueue(t, msg, c.Now())
-	srv.stop()
+	srv.Stop()
 
 	runOnce(t, w, 0)
 	om := env.get(t, id)
@@ -184,7 +186,7 @@ func TestWorkerRetriesUntilServerIsUp(t *testing.T) {
 	checkBackoff(t, om.NextAttemptAt.Sub(c.Now()), testBase/2, testBase)
 	checkLog(t, logs.String(), "WARN", "will retry", "a***@example.org", "ada@example.org")
 
-	srv.restart()
+	srv.Restart()
 	runOnce(t, w, 0) // not due yet: backoff holds even though the server is back
 	c.Advance(testBase)
 	runOnce(t, w, 1)
@@ -195,7 +197,7 @@ func TestWorkerRetriesUntilServerIsUp(t *testing.T) {
 
 	c.Advance(testMax)
 	runOnce(t, w, 0) // nothing left: no second copy
-	if n := len(srv.received()); n != 1 {
+	if n := len(srv.Messages()); n != 1 {
 		t.Errorf("got %d messages at the server, want 1", n)
 	}
 }
@@ -228,8 +230,8 @@ func checkLog(t *testing.T, logs, level, want, masked, secret string) {
 }
 
 func TestWorkerBackoffGrowsAndIsCapped(t *testing.T) {
-	env, srv, c := newOutbox(t), startServer(t, serverConfig{}), newClock()
-	srv.setReplies(smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "Try later"), nil)
+	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
+	srv.SetReplies(mailtest.Reply(451, smtp.EnhancedCode{4, 3, 0}, "Try later"), nil)
 	w := newWorker(t, env, srv, c, &logBuffer{}, mail.WorkerConfig{MaxAttempts: 20})
 	id := env.enqueue(t, activation(t, "bea@example.org"), c.Now())
 
@@ -248,7 +250,7 @@ func TestWorkerBackoffGrowsAndIsCapped(t *testing.T) {
 
 func TestWorkerDeliversAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keeper.db")
-	srv, c := startServer(t, serverConfig{}), newClock()
+	srv, c := mailtest.Start(t, mailtest.Config{}), newClock()
 	msg := activation(t, "cy@example.org")
 
 	// A first process queues the message, claims it and dies before sending.
@@ -285,17 +287,17 @@ func TestWorkerGivesUp(t *testing.T) {
 		wantLog      string
 	}{
 		{name: "permanent failure at once",
-			reply:       smtpReply(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
+			reply:       mailtest.Reply(550, smtp.EnhancedCode{5, 1, 1}, "No such user"),
 			maxAttempts: 5, wantAttempts: 1, wantError: "550", wantLog: `"permanent":true`},
 		{name: "temporary failures up to the limit",
-			reply:       smtpReply(451, smtp.EnhancedCode{4, 3, 0}, "Try later"),
+			reply:       mailtest.Reply(451, smtp.EnhancedCode{4, 3, 0}, "Try later"),
 			maxAttempts: 3, wantAttempts: 3, wantError: "451", wantLog: `"permanent":false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env, srv, c, logs := newOutbox(t), startServer(t, serverConfig{}), newClock(),
+			env, srv, c, logs := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock(),
 				&logBuffer{}
-			srv.setReplies(tt.reply, nil)
+			srv.SetReplies(tt.reply, nil)
 			cfg := mail.WorkerConfig{MaxAttempts: tt.maxAttempts}
 			w := newWorker(t, env, srv, c, logs, cfg)
 			id := env.enqueue(t, activation(t, "dee@example.org"), c.Now())
@@ -317,7 +319,7 @@ func TestWorkerGivesUp(t *testing.T) {
 				t.Error("got the body kept after giving up, want it dropped")
 			}
 			checkLog(t, logs.String(), "ERROR", tt.wantLog, "d***@example.org", "dee@example.org")
-			if n := len(srv.received()); n != 0 {
+			if n := len(srv.Messages()); n != 0 {
 				t.Errorf("got %d messages at the server, want 0", n)
 			}
 		})
@@ -325,7 +327,7 @@ func TestWorkerGivesUp(t *testing.T) {
 }
 
 func TestWorkerBatches(t *testing.T) {
-	env, srv, c := newOutbox(t), startServer(t, serverConfig{}), newClock()
+	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
 	w := newWorker(t, env, srv, c, &logBuffer{},
 		mail.WorkerConfig{BatchSize: 3, Concurrency: 2})
 	ids := map[int64]keeper.Message{}
@@ -343,7 +345,7 @@ func TestWorkerBatches(t *testing.T) {
 }
 
 func TestWorkerNotifyWakesRun(t *testing.T) {
-	env, srv := newOutbox(t), startServer(t, serverConfig{})
+	env, srv := newOutbox(t), mailtest.Start(t, mailtest.Config{})
 	// An hour between polls: only Notify can make the second message go out in time.
 	idle := newWorker(t, env, srv, nil, &logBuffer{}, mail.WorkerConfig{})
 	for range 100 {
@@ -385,7 +387,7 @@ func waitStatus(t *testing.T, env *outboxEnv, id int64, want keeper.OutboxStatus
 }
 
 func TestWorkerRunStopsWithContext(t *testing.T) {
-	env, srv := newOutbox(t), startServer(t, serverConfig{})
+	env, srv := newOutbox(t), mailtest.Start(t, mailtest.Config{})
 	w := newWorker(t, env, srv, nil, &logBuffer{}, mail.WorkerConfig{PollInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
