@@ -11,28 +11,41 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // testServer is Keeper started in-process on a real loopback listener, as `keeper`
-// would start, over a fresh data folder.
+// would start, over a data folder.
 type testServer struct {
 	url     string
 	dataDir string
 	logs    *lockedBuffer
+	app     *app
+
+	t        *testing.T
+	cancel   context.CancelFunc
+	done     chan error // serve's result
+	stopOnce sync.Once
 }
 
-// startServer runs the whole application with env on top of a test-friendly base, and
-// stops it when the test ends.
+// startServer runs the whole application with env on top of a test-friendly base over a
+// fresh data folder, and stops it when the test ends.
 func startServer(t *testing.T, env map[string]string) *testServer {
+	t.Helper()
+	return startServerIn(t, t.TempDir(), env)
+}
+
+// startServerIn is startServer over dir, which may hold the data of a server stopped
+// earlier: a restart. Each start listens on a new port.
+func startServerIn(t *testing.T, dir string, env map[string]string) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	url := "http://" + ln.Addr().String()
-	dir := t.TempDir()
 
 	base := map[string]string{
 		"KEEPER_DATA_DIR":   dir,
@@ -54,18 +67,27 @@ func startServer(t *testing.T, env map[string]string) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
+		cancel()
+		_ = ln.Close()
 		t.Fatalf("newApp: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+	s := &testServer{url: url, dataDir: dir, logs: logs, app: a,
+		t: t, cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- a.serve(ctx, ln) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// stop shuts the server down as SIGTERM would, letting its mail worker finish, and
+// closes the database; the data folder stays for a restart. Later calls do nothing.
+func (s *testServer) stop() {
+	s.stopOnce.Do(func() {
+		s.cancel()
+		if err := <-s.done; err != nil {
+			s.t.Errorf("serve: %v", err)
 		}
-		a.close()
+		s.app.close()
 	})
-	return &testServer{url: url, dataDir: dir, logs: logs}
 }
 
 // waitForMail returns the text of the newest .eml under the data folder whose body
