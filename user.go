@@ -30,9 +30,25 @@ type User struct {
 }
 
 // NormalizeEmail returns the form of an address used for uniqueness and look-ups:
-// trimmed of surrounding space and lower-cased.
+// trimmed of surrounding space, with ASCII letters lower-cased. Only ASCII is folded:
+// Unicode case mapping sends some other characters to ASCII ones (the Kelvin sign K
+// becomes k), which would let a registration of "\u212aate@example.com" claim
+// kate@example.com and receive its mail.
 func NormalizeEmail(email string) string {
-	return strings.ToLower(strings.TrimSpace(email))
+	email = strings.TrimSpace(email)
+	for i := 0; i < len(email); i++ {
+		if c := email[i]; 'A' <= c && c <= 'Z' {
+			return strings.Map(lowerASCII, email)
+		}
+	}
+	return email
+}
+
+func lowerASCII(r rune) rune {
+	if 'A' <= r && r <= 'Z' {
+		return r + ('a' - 'A')
+	}
+	return r
 }
 
 // TokenPurpose says what a stored token is for.

@@ -64,6 +64,12 @@ func accEmailUnique(t *testing.T, s keeper.AccountStore) {
 		{"lower case", "ann.smith@example.com", keeper.CodeEmailTaken},
 		{"upper case and spaces", "  ANN.SMITH@EXAMPLE.COM\t", keeper.CodeEmailTaken},
 		{"another address", "ann.smith2@example.com", ""},
+		// Unicode case mapping would fold the Kelvin sign to k, so this one would
+		// claim kelly@example.com; ASCII folding keeps it a different address.
+		{"kelvin sign", "\u212aelly@example.com", ""},
+		{"the ascii look-alike", "kelly@example.com", ""},
+		{"non-ascii stays case-sensitive", "\u00dcrs@example.com", ""},
+		{"non-ascii lower case", "\u00fcrs@example.com", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
