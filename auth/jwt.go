@@ -14,8 +14,9 @@ import (
 )
 
 // Leeway is the clock skew tolerated when checking exp, nbf and iat, so that a token
-// checked by a service whose clock is a little ahead or behind is not refused.
-const Leeway = 30 * time.Second
+// checked by another instance whose clock is a little ahead or behind is not refused.
+// It is kept small because it extends every token's life past its exp.
+const Leeway = 5 * time.Second
 
 // maxTokenLen bounds the input Verify parses; Keeper's tokens are about 350 bytes.
 const maxTokenLen = 4096

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"unicode/utf8"
 )
 
 type ctxKey struct{}
@@ -86,5 +87,8 @@ func MaskEmail(email string) string {
 	if at <= 0 {
 		return "***"
 	}
-	return email[:1] + "***" + email[at:]
+	// The first character, not byte: half of a multi-byte character would put invalid
+	// UTF-8 into the log.
+	_, size := utf8.DecodeRuneInString(email)
+	return email[:size] + "***" + email[at:]
 }

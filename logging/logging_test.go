@@ -50,10 +50,12 @@ func TestNewRefusesBadFormat(t *testing.T) {
 
 func TestMaskEmail(t *testing.T) {
 	cases := map[string]string{
-		"ada@example.com": "a***@example.com",
-		"a@b.c":           "a***@b.c",
-		"not-an-address":  "***",
-		"@example.com":    "***",
+		"ada@example.com":      "a***@example.com",
+		"a@b.c":                "a***@b.c",
+		"not-an-address":       "***",
+		"@example.com":         "***",
+		"\u00fc24@example.com": "\u00fc***@example.com",
+		"\xff@example.com":     "\xff***@example.com",
 	}
 	for in, want := range cases {
 		t.Run(in, func(t *testing.T) {
