@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // ErrorKind classifies why a request failed. The zero value means it did not fail.
@@ -61,8 +63,9 @@ type Record struct {
 func (r Record) Latency() time.Duration { return r.End - r.Scheduled }
 
 // classify names the kind of a request error. stopped reports that the whole run had
-// been stopped and timedOut that the request's own timeout passed: both surface from
-// the transport as a context error.
+// been stopped and timedOut that the request's own timeout passed: the first surfaces
+// as an error on a connection the run closed, the second as whatever error fasthttp
+// made of the deadline, so neither can be told from err alone.
 func classify(err error, stopped, timedOut bool) ErrorKind {
 	if err == nil {
 		return ErrNone // before netErr below, whose address would escape on every call
@@ -74,18 +77,34 @@ func classify(err error, stopped, timedOut bool) ErrorKind {
 		return ErrCanceled
 	case timedOut:
 		return ErrTimeout
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, fasthttp.ErrTLSHandshakeTimeout),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return ErrTimeout
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return ErrTimeout
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return ErrRefused
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		// A peer that closes without answering looks like EOF on the client; for a
-		// load test it is the same failure as a reset.
+	case isReset(err):
 		return ErrReset
 	default:
 		return ErrOther
 	}
+}
+
+// isReset reports a connection that the peer reset or closed before the response was
+// whole. A peer that closes without answering looks like EOF on the client, which
+// fasthttp reports as ErrConnectionClosed; for a load test it is the same failure as a
+// reset.
+func isReset(err error) bool {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	// fasthttp reports a chunked body cut short and a malformed chunk with the same type
+	// and hides the cause (ErrBrokenChunk has no Unwrap). A body broken off by a server
+	// under load is by far the likelier, and net/http called it io.ErrUnexpectedEOF.
+	var broken fasthttp.ErrBrokenChunk
+	return errors.As(err, &broken)
 }

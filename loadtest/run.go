@@ -19,7 +19,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
-	c, err := newClient(cfg, connections(cfg))
+	c, err := newClient(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -35,19 +35,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Config: cfg, Started: r.start, Wall: time.Since(r.start),
 		Records: records, Interrupted: ctx.Err() != nil,
 	}, nil
-}
-
-// connections returns how many connections the run may hold at once, which sizes the
-// idle pool. An open-loop run has no fixed bound; its pool allows one second's worth.
-func connections(cfg Config) int {
-	switch cfg.Mode {
-	case ModeBurst:
-		return cfg.Requests
-	case ModeConcurrency:
-		return cfg.Concurrency
-	default:
-		return max(cfg.Rate, 100)
-	}
 }
 
 // runner carries one run's state. start is set once, before any request is sent.
@@ -74,10 +61,13 @@ func (r *runner) run() []Record {
 func (r *runner) fire(s *sender, i int, sched time.Duration) Record {
 	rec := Record{Index: i, Scheduled: sched, Start: time.Since(r.start)}
 
-	status, n, timedOut, err := s.send()
+	status, n, err := s.send()
 
 	rec.End = time.Since(r.start)
 	rec.Status, rec.Bytes = status, n
+	// The timeout is a deadline set after Start, so a request that failed past it timed
+	// out, whatever error fasthttp wrapped the deadline in.
+	timedOut := err != nil && rec.End-rec.Start >= r.client.timeout
 	rec.Err = classify(err, r.ctx.Err() != nil, timedOut)
 	r.done.Add(1)
 	return rec
@@ -86,7 +76,7 @@ func (r *runner) fire(s *sender, i int, sched time.Duration) Record {
 // fireOnce sends request i with a sender of its own, for modes where every request
 // has its own goroutine.
 func (r *runner) fireOnce(i int, sched time.Duration) Record {
-	s := newSender(r.client, r.ctx)
+	s := newSender(r.client)
 	defer s.close()
 	return r.fire(s, i, sched)
 }
@@ -175,7 +165,7 @@ func (r *runner) closedLoop() []Record {
 // work is one closed-loop worker. It checks the clock before taking an index, so the
 // indexes handed out have no gaps.
 func (r *runner) work(next *atomic.Int64, limit int64) []Record {
-	s := newSender(r.client, r.ctx)
+	s := newSender(r.client)
 	defer s.close()
 
 	var records []Record

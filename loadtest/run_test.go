@@ -234,8 +234,19 @@ func TestErrorClassification(t *testing.T) {
 		case <-time.After(safety):
 		}
 	})
+	stalledBody := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = w.Write([]byte("0123456789"))
+		http.NewResponseController(w).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		case <-time.After(safety):
+		}
+	})
 	t.Cleanup(func() { close(stall) })
 
+	const chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	tests := []struct {
 		name    string
 		url     string
@@ -245,6 +256,13 @@ func TestErrorClassification(t *testing.T) {
 		{"closed port", closedPortURL(t), time.Second, ErrRefused},
 		{"server closes the connection", hijack.URL, time.Second, ErrReset},
 		{"no answer within the timeout", stalled.URL, 50 * time.Millisecond, ErrTimeout},
+		{"body stalls past the timeout", stalledBody.URL, 50 * time.Millisecond, ErrTimeout},
+		{"server breaks off the body", rawServer(t,
+			"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"), time.Second, ErrReset},
+		{"server breaks off a chunk", rawServer(t, chunked+"a\r\n01234"), time.Second, ErrReset},
+		{"server breaks off a chunk size", rawServer(t, chunked+"a\r\n0123456789\r\n0"),
+			time.Second, ErrReset},
+		{"malformed response", rawServer(t, "not http at all\r\n\r\n"), time.Second, ErrOther},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,6 +275,21 @@ func TestErrorClassification(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawServer returns the URL of a server that answers every request with response, sent
+// as it is, and then closes the connection.
+func rawServer(t *testing.T, response string) string {
+	t.Helper()
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = conn.Write([]byte(response))
+	})
+	return srv.URL
 }
 
 // closedPortURL returns a URL on a port that was free a moment ago.
