@@ -60,6 +60,11 @@ type Outbox interface {
 	// body.
 	MarkFailed(ctx context.Context, outboxID int64, at time.Time, lastError string) error
 
+	// NextDue returns the earliest time at which a pending message is due, a leased
+	// one's lease end included, or the zero time when none is pending. It is cheap
+	// enough to ask after every round, so that a worker can sleep until then.
+	NextDue(ctx context.Context) (time.Time, error)
+
 	// Pending returns the number of messages not yet sent or failed.
 	Pending(ctx context.Context) (int, error)
 }

@@ -2,11 +2,15 @@ package mail_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,12 +129,38 @@ func newWorker(
 	cfg mail.WorkerConfig,
 ) *mail.Worker {
 	t.Helper()
-	cfg.BaseDelay, cfg.MaxDelay = testBase, testMax
+	return newWorkerWith(t, env, newSender(t, srv.URL("none")), c, logs, cfg)
+}
+
+// newWorkerWith returns a worker on env's outbox sending through mailer, with the test
+// clock and, unless cfg sets them, the test's backoff delays.
+func newWorkerWith(
+	t *testing.T, env *outboxEnv, mailer keeper.Mailer, c *clock, logs *logBuffer,
+	cfg mail.WorkerConfig,
+) *mail.Worker {
+	t.Helper()
+	cfg.BaseDelay = cmp.Or(cfg.BaseDelay, testBase)
+	cfg.MaxDelay = cmp.Or(cfg.MaxDelay, testMax)
 	if c != nil {
 		cfg.Now = c.Now
 	}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return mail.NewWorker(env.outbox, newSender(t, srv.URL("none")), logger, cfg)
+	return mail.NewWorker(env.outbox, mailer, logger, cfg)
+}
+
+// runWorker runs w in the background until the test ends, and then checks that Run
+// returned nil.
+func runWorker(t *testing.T, w *mail.Worker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil after cancel", err)
+		}
+	})
 }
 
 func runOnce(t *testing.T, w *mail.Worker, want int) {
@@ -326,18 +356,18 @@ func TestWorkerGivesUp(t *testing.T) {
 	}
 }
 
-func TestWorkerBatches(t *testing.T) {
+// TestWorkerRunOnceDeliversAllDue checks that one RunOnce delivers every due message,
+// more than there are slots, each exactly once.
+func TestWorkerRunOnceDeliversAllDue(t *testing.T) {
 	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
-	w := newWorker(t, env, srv, c, &logBuffer{},
-		mail.WorkerConfig{BatchSize: 3, Concurrency: 2})
+	w := newWorker(t, env, srv, c, &logBuffer{}, mail.WorkerConfig{Concurrency: 2})
 	ids := map[int64]keeper.Message{}
 	for range 5 {
 		m := activation(t, "eve@example.org")
 		ids[env.enqueue(t, m, c.Now())] = m
 	}
 
-	runOnce(t, w, 3)
-	runOnce(t, w, 2)
+	runOnce(t, w, 5)
 	runOnce(t, w, 0)
 	for id, m := range ids {
 		checkSent(t, env, srv, id, m)
@@ -401,5 +431,176 @@ func TestWorkerRunStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Run did not return within 20s of its context being cancelled")
+	}
+}
+
+// stallMailer passes sends on to next, except that a send to stall waits until release
+// is closed or its context ends, the way a server that takes its time to reply does.
+type stallMailer struct {
+	next    keeper.Mailer
+	stall   string
+	started chan struct{} // closed when the stalled send begins
+	release chan struct{}
+	once    sync.Once
+}
+
+func newStallMailer(next keeper.Mailer, stall string) *stallMailer {
+	return &stallMailer{next: next, stall: stall,
+		started: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (m *stallMailer) Send(ctx context.Context, msg keeper.Message) error {
+	if msg.To == m.stall {
+		m.once.Do(func() { close(m.started) })
+		select {
+		case <-m.release:
+		case <-ctx.Done():
+			return fmt.Errorf("stalled send: %w", ctx.Err())
+		}
+	}
+	return m.next.Send(ctx, msg)
+}
+
+// waitStarted waits for the stalled send to begin, for at most 20 s.
+func (m *stallMailer) waitStarted(t *testing.T) {
+	t.Helper()
+	select {
+	case <-m.started:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("got no send to %s within 20s, want one", m.stall)
+	}
+}
+
+// TestWorkerSlowSendHoldsUpOnlyItsMessage checks that while one message is stuck in a
+// slow exchange, the free slot claims and delivers the messages queued behind it, and
+// that the stuck one is leased for one send only.
+func TestWorkerSlowSendHoldsUpOnlyItsMessage(t *testing.T) {
+	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
+	stall := newStallMailer(newSender(t, srv.URL("none")), "slow@example.org")
+	w := newWorkerWith(t, env, stall, c, &logBuffer{},
+		mail.WorkerConfig{Concurrency: 2, PollInterval: time.Hour})
+	slow := activation(t, "slow@example.org")
+	slowID := env.enqueue(t, slow, c.Now())
+	runWorker(t, w)
+	stall.waitStarted(t)
+
+	queued := map[int64]keeper.Message{}
+	for i := range 5 {
+		m := activation(t, fmt.Sprintf("user%d@example.org", i))
+		queued[env.enqueue(t, m, c.Now())] = m
+	}
+	w.Notify()
+	for id, m := range queued {
+		waitStatus(t, env, id, keeper.OutboxSent)
+		checkSent(t, env, srv, id, m)
+	}
+
+	om := env.get(t, slowID)
+	if om.Status != keeper.OutboxPending || om.Attempts != 1 {
+		t.Errorf("got the slow message %q after %d attempts, want pending in its first",
+			om.Status, om.Attempts)
+	}
+	if want := c.Now().Add(mail.DefaultLease); !om.NextAttemptAt.Equal(want) {
+		t.Errorf("got the slow message leased until %v, want %v (one lease from its claim)",
+			om.NextAttemptAt, want)
+	}
+
+	close(stall.release)
+	waitStatus(t, env, slowID, keeper.OutboxSent)
+	checkSent(t, env, srv, slowID, slow)
+}
+
+// TestWorkerDeliversWhenLeaseRunsOut simulates a worker that died mid-send: the message
+// was claimed and its outcome never recorded. A running worker delivers it once the
+// lease has passed on the worker's clock, and not before.
+func TestWorkerDeliversWhenLeaseRunsOut(t *testing.T) {
+	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
+	w := newWorker(t, env, srv, c, &logBuffer{},
+		mail.WorkerConfig{PollInterval: 10 * time.Millisecond})
+	msg := activation(t, "hal@example.org")
+	id := env.enqueue(t, msg, c.Now())
+
+	claimed, err := env.outbox.Claim(context.Background(), c.Now(), 1, mail.DefaultLease)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: got %d messages (err %v), want 1", len(claimed), err)
+	}
+	if lease := claimed[0].NextAttemptAt.Sub(c.Now()); lease > 2*time.Minute {
+		t.Errorf("got a default lease of %v, want at most 2m", lease)
+	}
+	runOnce(t, w, 0) // still leased to the dead worker
+
+	runWorker(t, w)
+	c.Advance(mail.DefaultLease)
+	waitStatus(t, env, id, keeper.OutboxSent)
+	checkSent(t, env, srv, id, msg)
+	if got := env.get(t, id).Attempts; got != 2 {
+		t.Errorf("got %d attempts, want 2 (the lost one and the delivery)", got)
+	}
+}
+
+// failFirst fails the first send with a temporary error and passes the others on.
+type failFirst struct {
+	next   keeper.Mailer
+	failed atomic.Bool
+}
+
+func (m *failFirst) Send(ctx context.Context, msg keeper.Message) error {
+	if m.failed.CompareAndSwap(false, true) {
+		return errors.New("451 4.3.0 try again later")
+	}
+	return m.next.Send(ctx, msg)
+}
+
+// TestWorkerRetriesWhenDue checks that Run wakes for a retry that falls due before the
+// next poll.
+func TestWorkerRetriesWhenDue(t *testing.T) {
+	env, srv := newOutbox(t), mailtest.Start(t, mailtest.Config{})
+	mailer := &failFirst{next: newSender(t, srv.URL("none"))}
+	// The retry is due 25–50 ms after the failure; the next poll is an hour away.
+	w := newWorkerWith(t, env, mailer, nil, &logBuffer{}, mail.WorkerConfig{
+		BaseDelay: 50 * time.Millisecond, PollInterval: time.Hour})
+	msg := activation(t, "ida@example.org")
+	id := env.enqueue(t, msg, time.Now())
+
+	runWorker(t, w)
+	waitStatus(t, env, id, keeper.OutboxSent)
+	checkSent(t, env, srv, id, msg)
+	if got := env.get(t, id).Attempts; got != 2 {
+		t.Errorf("got %d attempts, want 2 (the refused one and the delivery)", got)
+	}
+}
+
+// TestWorkerStopRecordsInterruptedSend checks that stopping Run interrupts a send in
+// flight and records it, due again at once.
+func TestWorkerStopRecordsInterruptedSend(t *testing.T) {
+	env, srv, c := newOutbox(t), mailtest.Start(t, mailtest.Config{}), newClock()
+	stall := newStallMailer(newSender(t, srv.URL("none")), "jo@example.org")
+	w := newWorkerWith(t, env, stall, c, &logBuffer{}, mail.WorkerConfig{})
+	id := env.enqueue(t, activation(t, "jo@example.org"), c.Now())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	stall.waitStarted(t)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return within 20s of its context being cancelled")
+	}
+
+	om := env.get(t, id)
+	if om.Status != keeper.OutboxPending || !strings.Contains(om.LastError, "context canceled") {
+		t.Errorf("got %q with error %q, want pending with the interruption recorded",
+			om.Status, om.LastError)
+	}
+	if !om.NextAttemptAt.Equal(c.Now()) {
+		t.Errorf("got next attempt at %v, want at once (%v)", om.NextAttemptAt, c.Now())
+	}
+	if om.Message.Text == "" {
+		t.Error("got the body dropped, want it kept for the next attempt")
 	}
 }

@@ -47,6 +47,9 @@ const (
 
 	outboxPending = `SELECT count(*) FROM outbox WHERE status = ?`
 
+	// outboxNextDue reads the first entry of the partial index outbox_due.
+	outboxNextDue = `SELECT min(next_attempt_at) FROM outbox WHERE status = ?`
+
 	outboxGet = `SELECT ` + outboxColumns + ` FROM outbox WHERE id = ?`
 
 	outboxList = `SELECT ` + outboxColumns + ` FROM outbox ORDER BY id`
@@ -129,6 +132,17 @@ func (o *Outbox) MarkFailed(
 			string(keeper.OutboxPending))
 	})
 	return wrap("outbox mark failed", err)
+}
+
+// NextDue returns the earliest time at which a pending message is due, a leased one's
+// lease end included, or the zero time when none is pending.
+func (o *Outbox) NextDue(ctx context.Context) (time.Time, error) {
+	var next sql.NullInt64
+	row := o.db.reader.QueryRowContext(ctx, outboxNextDue, string(keeper.OutboxPending))
+	if err := row.Scan(&next); err != nil {
+		return time.Time{}, wrap("outbox next due", err)
+	}
+	return fromNullMicros(next), nil
 }
 
 // Pending returns the number of messages not yet sent or failed.

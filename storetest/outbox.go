@@ -30,6 +30,7 @@ func Outbox(t *testing.T, open func(t *testing.T) (keeper.AccountStore, keeper.O
 	run("ClaimDue", obClaimDue)
 	run("ClaimOldestFirst", obClaimOldestFirst)
 	run("ClaimNothing", obClaimNothing)
+	run("NextDue", obNextDue)
 	run("Retry", obRetry)
 	run("MarkSent", obMarkSent)
 	run("MarkFailed", obMarkFailed)
@@ -147,6 +148,36 @@ func obClaimNothing(t *testing.T, s keeper.AccountStore, o outbox) {
 	if len(got) != 1 || got[0].Attempts != 1 {
 		t.Errorf("got %+v, want the message with 1 attempt", got)
 	}
+}
+
+// obNextDue checks that NextDue follows the earliest pending message through a claim, a
+// retry and the end of the queue.
+func obNextDue(t *testing.T, s keeper.AccountStore, o outbox) {
+	ctx := context.Background()
+	wantNextDue(t, o, "empty", time.Time{})
+	mustEnqueue(t, s, newMessage(0), base.Add(2*time.Minute))
+	mustEnqueue(t, s, newMessage(1), base.Add(time.Minute))
+	wantNextDue(t, o, "two queued", base.Add(time.Minute))
+
+	first := mustClaim(t, o, base.Add(time.Minute), 1, 5*time.Minute)[0]
+	wantNextDue(t, o, "first leased", base.Add(2*time.Minute))
+
+	noError(t, o.Retry(ctx, first.OutboxID, base.Add(30*time.Second), "451"), "retry")
+	wantNextDue(t, o, "first retried sooner", base.Add(30*time.Second))
+
+	noError(t, o.MarkSent(ctx, first.OutboxID, base), "mark sent")
+	second := mustClaim(t, o, base.Add(2*time.Minute), 1, time.Minute)[0]
+	wantNextDue(t, o, "second leased", base.Add(3*time.Minute))
+
+	noError(t, o.MarkFailed(ctx, second.OutboxID, base, "550"), "mark failed")
+	wantNextDue(t, o, "none pending", time.Time{})
+}
+
+func wantNextDue(t *testing.T, o outbox, step string, want time.Time) {
+	t.Helper()
+	got, err := o.NextDue(context.Background())
+	noError(t, err, "next due")
+	wantTime(t, step+": next due", got, want)
 }
 
 func obRetry(t *testing.T, s keeper.AccountStore, o outbox) {
@@ -324,6 +355,7 @@ func obCanceled(t *testing.T, s keeper.AccountStore, o outbox) {
 	}{
 		{"Claim", func() error { _, err := o.Claim(ctx, base, 10, time.Minute); return err }},
 		{"Pending", func() error { _, err := o.Pending(ctx); return err }},
+		{"NextDue", func() error { _, err := o.NextDue(ctx); return err }},
 		{"MarkSent", func() error { return o.MarkSent(ctx, 1, base) }},
 	}
 	for _, c := range calls {
