@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/api"
@@ -28,6 +29,19 @@ type Options struct {
 	MaxBodyBytes  int64
 	MaxValueBytes int
 
+	// MaxInflightBodyBytes bounds the bytes of request bodies served at once: a request
+	// with a body takes its Content-Length (MaxBodyBytes when unknown) before reading
+	// it and waits while the budget is spent. 0 means DefaultInflightBodyFactor ×
+	// MaxBodyBytes. It should be at least MaxBodyBytes; a larger body waits for all of
+	// it.
+	MaxInflightBodyBytes int64
+
+	// BodyWaitTimeout is how long a request may wait for its share of
+	// MaxInflightBodyBytes before it is answered 503; 0 means DefaultBodyWaitTimeout.
+	// Keep it well under the server's ReadTimeout, which runs on while the request
+	// waits.
+	BodyWaitTimeout time.Duration
+
 	// Accounts serves registration, login and profiles.
 	Accounts *auth.Service
 
@@ -40,6 +54,12 @@ type Options struct {
 	// RateLimits bounds the account endpoints that send mail or check passwords.
 	RateLimits RateLimits
 }
+
+// Defaults of the body budget options.
+const (
+	DefaultInflightBodyFactor = 8
+	DefaultBodyWaitTimeout    = 10 * time.Second
+)
 
 // API serves Keeper's HTTP interface.
 type API struct {
@@ -71,11 +91,21 @@ func New(o Options) http.Handler {
 	}
 	a.routes()
 
+	budget := o.MaxInflightBodyBytes
+	if budget <= 0 {
+		budget = DefaultInflightBodyFactor * o.MaxBodyBytes
+	}
+	wait := o.BodyWaitTimeout
+	if wait <= 0 {
+		wait = DefaultBodyWaitTimeout
+	}
 	return chain(a.mux,
 		requestID,
 		accessLog(a.log),
 		recoverPanics(a.log),
+		requireCanonicalPath(a.log),
 		limitBody(a.log, o.MaxBodyBytes),
+		limitBodiesInFlight(a.log, budget, o.MaxBodyBytes, wait),
 	)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,15 +96,15 @@ type RateLimits struct {
 
 // limiters holds the two kinds of rate limit.
 type limiters struct {
-	byIP    *httprate.RateLimiter
-	byEmail *httprate.RateLimiter
+	byIP    *rateLimit
+	byEmail *rateLimit
 	trustXF bool
 }
 
 func newLimiters(rl RateLimits) *limiters {
 	return &limiters{
-		byIP:    httprate.NewRateLimiter(rl.PerIPPerMinute, time.Minute),
-		byEmail: httprate.NewRateLimiter(rl.PerEmailPerHour, time.Hour),
+		byIP:    newRateLimit(rl.PerIPPerMinute, time.Minute),
+		byEmail: newRateLimit(rl.PerEmailPerHour, time.Hour),
 		trustXF: rl.TrustForwardedFor,
 	}
 }
@@ -112,7 +113,7 @@ func newLimiters(rl RateLimits) *limiters {
 func (a *API) limitIP(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		key := a.limits.clientIP(r) + " " + r.Pattern
-		if a.limits.byIP.OnLimit(w, r, key) {
+		if !a.limits.byIP.allow(w, r, key) {
 			return keeper.Errorf(keeper.CodeRateLimited,
 				"too many requests from this address; retry later")
 		}
@@ -124,11 +125,85 @@ func (a *API) limitIP(h handlerFunc) handlerFunc {
 // the route. Addresses are keyed in normalized form so case games do not help.
 func (a *API) limitEmail(w http.ResponseWriter, r *http.Request, email string) error {
 	key := keeper.NormalizeEmail(email) + " " + r.Pattern
-	if a.limits.byEmail.OnLimit(w, r, key) {
+	if !a.limits.byEmail.allow(w, r, key) {
 		return keeper.Errorf(keeper.CodeRateLimited,
 			"too many requests for this address; retry later")
 	}
 	return nil
+}
+
+// rateLimit is one httprate limiter together with its counter, so that a refused
+// client can be told when a retry will truly be admitted. httprate itself always
+// answers Retry-After with the window length, whatever the time left.
+type rateLimit struct {
+	rl      *httprate.RateLimiter
+	counter httprate.LimitCounter
+	limit   int
+	window  time.Duration
+}
+
+// newRateLimit allows limit requests per window and key. The counter is passed in
+// explicitly so that httprate aligns its windows to the clock (multiples of window
+// since the zero time), where retryWait can find them.
+func newRateLimit(limit int, window time.Duration) *rateLimit {
+	counter := httprate.NewLocalLimitCounter(window)
+	return &rateLimit{
+		rl:      httprate.NewRateLimiter(limit, window, httprate.WithLimitCounter(counter)),
+		counter: counter,
+		limit:   limit,
+		window:  window,
+	}
+}
+
+// allow counts a request against key and reports whether it may proceed. A refused
+// request gets Retry-After and X-RateLimit-Reset naming the same moment: the first at
+// which a retry would be admitted if nothing else is counted meanwhile.
+func (l *rateLimit) allow(w http.ResponseWriter, r *http.Request, key string) bool {
+	if !l.rl.OnLimit(w, r, key) {
+		return true
+	}
+
+	now := time.Now().UTC()
+	start := now.Truncate(l.window)
+	curr, prev, err := l.counter.Get(key, start, start.Add(-l.window))
+	wait := l.window
+	if err == nil {
+		wait = retryWait(l.limit, curr, prev, now.Sub(start), l.window)
+	}
+
+	// Whole seconds strictly past the moment, so that a client waiting exactly this
+	// long is never early.
+	secs := int64(wait/time.Second) + 1
+	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(now.Unix()+secs, 10))
+	return false
+}
+
+// retryWait returns how long after now a request would be admitted by httprate's
+// sliding window, given the key's counts in the current window (curr) and the one
+// before (prev), and the time elapsed in the current window. httprate estimates the
+// rate as prev weighted by the part of the previous window still inside the sliding
+// one, plus curr, rounds it, and admits a request while the rounded rate is below
+// limit: while the estimate is below limit - 0.5.
+func retryWait(limit, curr, prev int, elapsed, window time.Duration) time.Duration {
+	bar := float64(limit) - 0.5
+	if bar <= 0 {
+		return window // nothing is ever admitted; suggest a window's pause
+	}
+
+	// Admitted in this window once prev's share has decayed far enough.
+	if float64(curr) < bar {
+		if prev == 0 {
+			return 0
+		}
+		share := 1 - (bar-float64(curr))/float64(prev) // of the window, from its start
+		return max(0, time.Duration(share*float64(window))-elapsed)
+	}
+
+	// Otherwise in the next window, once this window's count, then the previous
+	// one, has decayed.
+	share := 1 - bar/float64(curr)
+	return window - elapsed + time.Duration(share*float64(window))
 }
 
 // clientIP is the address rate limits are keyed by: the peer's, or behind a trusted

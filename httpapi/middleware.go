@@ -4,12 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/logging"
@@ -183,4 +188,109 @@ func limitBody(log *slog.Logger, n int64) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// requireCanonicalPath answers a path that is not in canonical form (an empty, "." or
+// ".." segment) with a 404 problem. Left alone, ServeMux would answer it with an HTML
+// redirect to the cleaned path, even for a write, which the client would have to
+// repeat. The check mirrors ServeMux's own, so every path it passes is one the mux
+// routes without redirecting; a clean path costs no allocation.
+func requireCanonicalPath(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.RequestURI == "*" {
+				writeError(w, r, log, keeper.Errorf(keeper.CodeInvalidRequest,
+					"the target * is only for OPTIONS"))
+				return
+			}
+			if p := r.URL.EscapedPath(); !canonicalPath(p) {
+				writeError(w, r, log, keeper.Errorf(keeper.CodeNotFound,
+					"the path %q is not in canonical form (it has an empty, . or .. segment)",
+					p))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// canonicalPath reports whether p is what ServeMux cleans it to: rooted, with no
+// empty, "." or ".." segment, a trailing slash allowed.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p) // returns p itself, unallocated, when p is clean
+	if clean == p {
+		return true
+	}
+	return clean != "/" && len(p) == len(clean)+1 && p[len(p)-1] == '/' &&
+		strings.HasPrefix(p, clean)
+}
+
+// busyRetryAfter is the Retry-After, in seconds, of a request that waited in vain for
+// its share of the body budget.
+const busyRetryAfter = "5"
+
+// limitBodiesInFlight bounds the bytes of request bodies being served at once to
+// budget, because each body is held in memory several times over (read, decoded,
+// stored, echoed). Before its body is read a request takes its Content-Length from the
+// budget, or maxBody when the length is unknown, and gives it back when its handler
+// returns. While the budget is spent it waits, in arrival order, for up to wait; then
+// it is answered 503 with Retry-After. A request whose context ends while it waits is
+// ended as a client abort; note that HTTP/1.1 notices a departed client only once the
+// body is read, so there the wait runs out instead. Requests without a body pass
+// straight through, taking no lock.
+func limitBodiesInFlight(log *slog.Logger, budget, maxBody int64,
+	wait time.Duration) func(http.Handler) http.Handler {
+	sem := semaphore.NewWeighted(budget)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := bodyWeight(r, maxBody)
+			if n == 0 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			n = min(n, budget) // a body larger than the budget waits for all of it
+			if !sem.TryAcquire(n) && !waitForBudget(w, r, log, sem, n, wait) {
+				return
+			}
+			defer sem.Release(n)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// bodyWeight is what a request's body counts against the budget: its declared length,
+// capped at maxBody; maxBody when the length is unknown (chunked); 0 without a body.
+func bodyWeight(r *http.Request, maxBody int64) int64 {
+	switch {
+	case r.ContentLength > 0:
+		return min(r.ContentLength, maxBody)
+	case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
+		return maxBody
+	}
+	return 0
+}
+
+// waitForBudget waits up to wait for n bytes of the body budget and reports whether it
+// got them. When it did not, it has answered the request: as a client abort if the
+// client left first, otherwise 503 with Retry-After.
+func waitForBudget(w http.ResponseWriter, r *http.Request, log *slog.Logger,
+	sem *semaphore.Weighted, n int64, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	err := sem.Acquire(ctx, n)
+	switch {
+	case err == nil:
+		return true
+	case r.Context().Err() != nil:
+		writeError(w, r, log, fmt.Errorf("wait for body budget: %w", r.Context().Err()))
+	default:
+		w.Header().Set("Retry-After", busyRetryAfter)
+		writeError(w, r, log, &keeper.Error{Code: keeper.CodeServiceUnavailable,
+			Message: "the server is busy receiving other request bodies; retry later",
+			Err:     fmt.Errorf("waited %s for %d bytes of body budget: %w", wait, n, err)})
+	}
+	return false
 }

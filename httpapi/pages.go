@@ -43,8 +43,21 @@ type pageData struct {
 	Message   string
 	Token     string
 	Purpose   keeper.TokenPurpose
+	Code      keeper.Code // of a token problem
 	Name      string
 	RequestID string
+}
+
+// siteName ends every page's document title.
+const siteName = "Keeper"
+
+// DocTitle is the page's <title>: its heading followed by the site's name, or the
+// site's name alone on a page whose heading is already that.
+func (d pageData) DocTitle() string {
+	if d.Title == "" || d.Title == siteName {
+		return siteName
+	}
+	return d.Title + " · " + siteName
 }
 
 // pageHeaders keep pages that carry one-time tokens from leaking them: no caching, no
@@ -79,6 +92,10 @@ func (a *API) page(pattern string, h handlerFunc) {
 	a.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
 		if err == nil {
+			return
+		}
+		if clientClosed(r, err) {
+			writeClientClosed(w, r, a.log, err)
 			return
 		}
 		var ke *keeper.Error
@@ -133,7 +150,7 @@ func (a *API) tokenProblem(w http.ResponseWriter, r *http.Request,
 		title = "Reset link unusable"
 	}
 	return a.render(w, statusOf[ke.Code], "token_problem",
-		pageData{Title: title, Message: msg, Purpose: purpose})
+		pageData{Title: title, Message: msg, Purpose: purpose, Code: ke.Code})
 }
 
 // formValues parses an HTML form post and returns the named fields.

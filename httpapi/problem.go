@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -74,6 +75,11 @@ type fieldProblem struct {
 // their code and client-safe message; anything else is logged in full and answered
 // with a bare 500 that names only the request id.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if clientClosed(r, err) {
+		writeClientClosed(w, r, log, err)
+		return
+	}
+
 	var ke *keeper.Error
 	status, known := 0, false
 	if errors.As(err, &ke) {
@@ -129,4 +135,25 @@ func writeProblem(w http.ResponseWriter, p problem) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(body)
+}
+
+// statusClientClosed is the status recorded for a request whose client went
+// away before it was answered (nginx's 499). No client ever reads it.
+const statusClientClosed = 499
+
+// clientClosed reports whether err is only the echo of the client going away: the
+// request's context has ended and the failure is that cancellation.
+func clientClosed(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && r.Context().Err() != nil
+}
+
+// writeClientClosed ends a request its client abandoned. It is not a server failure:
+// it is logged at info, and the bare 499 status it writes is for the access log, since
+// nobody is left to read it.
+func writeClientClosed(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	log.InfoContext(r.Context(), "client closed request", "method", r.Method,
+		"path", r.URL.Path, "error", err.Error())
+	w.Header().Del("ETag")
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(statusClientClosed)
 }
