@@ -55,7 +55,7 @@ func startServerIn(t *testing.T, dir string, env map[string]string) *testServer 
 	}
 	maps.Copy(base, env)
 	logs := &lockedBuffer{}
-	cfg, err := loadConfig(base, nil, logs)
+	cfg, err := loadConfig(base, nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
-	"path/filepath"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 
-	"github.com/keeperhq/keeper/logging"
 	"github.com/keeperhq/keeper/mail"
 )
 
@@ -64,280 +62,230 @@ type config struct {
 	RateLimitEmail int  `env:"KEEPER_RATE_LIMIT_EMAIL" envDefault:"20"`
 	TrustProxy     bool `env:"KEEPER_TRUST_PROXY" envDefault:"false"`
 
-	// Derived by validate.
+	// Derived by loadConfig and validate.
+	flagged    map[string]string // variable -> the flag that overrode it
 	sqlitePath string
+	sqliteVar  string // the setting that chose sqlitePath, for start-up errors
 	logLevel   slog.Level
 	smtp       mail.SMTPConfig
 }
 
-// loadConfig reads the environment, then the flags in args, and validates the result.
-// Every error names the variable or flag at fault.
-func loadConfig(environ map[string]string, args []string, stderr io.Writer) (config, error) {
-	var cfg config
-	err := env.ParseWithOptions(&cfg, env.Options{Environment: environ})
-	if err != nil {
-		return cfg, envError(err)
-	}
+// settingError is a bad setting: the variable, or the flag that overrode it, and what
+// is wrong with its value.
+type settingError struct {
+	name string
+	err  error
+}
 
-	// Parse errors come back as one line through run; only -h prints the usage.
+func (e *settingError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *settingError) Unwrap() error { return e.err }
+
+// badSetting returns a settingError for the variable name.
+func badSetting(name, format string, args ...any) error {
+	return &settingError{name: name, err: fmt.Errorf(format, args...)}
+}
+
+// usageError is a mistake on the command line itself, such as an unknown flag.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() + "; see keeper -h" }
+func (e usageError) Unwrap() error { return e.err }
+
+// serverFlag is a flag of `keeper serve` and the variable it overrides.
+type serverFlag struct {
+	name, env, help string
+	field           func(*config) *string
+}
+
+// serverFlags are the settings a flag can override. Each help names its variable.
+var serverFlags = []serverFlag{
+	{"addr", "KEEPER_ADDR", "listen address, `host:port`",
+		func(c *config) *string { return &c.Addr }},
+	{"database-url", "KEEPER_DATABASE_URL",
+		"database, `sqlite:PATH`; default keeper.db in KEEPER_DATA_DIR",
+		func(c *config) *string { return &c.DatabaseURL }},
+	{"log-level", "KEEPER_LOG_LEVEL", "log `level`: debug, info, warn or error",
+		func(c *config) *string { return &c.LogLevel }},
+	{"log-format", "KEEPER_LOG_FORMAT",
+		"log `format`, text or json; default text in development, else json",
+		func(c *config) *string { return &c.LogFormat }},
+	{"public-url", "KEEPER_PUBLIC_URL",
+		"`URL` that emailed links point to; default in development http://127.0.0.1:PORT",
+		func(c *config) *string { return &c.PublicURL }},
+}
+
+// newFlagSet returns the flags of `keeper serve`. It reports nothing itself: run prints
+// the usage on -h and one line for a mistake.
+func newFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("keeper", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address (KEEPER_ADDR)")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL,
-		"database, sqlite:PATH (KEEPER_DATABASE_URL)")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn, error")
-	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
-	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL,
-		"URL people reach the server at (KEEPER_PUBLIC_URL)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "Usage: keeper [flags]   (every setting: see the README)")
-			fs.PrintDefaults()
-		}
+	fs.Usage = func() {}
+	for _, f := range serverFlags {
+		fs.String(f.name, envDefault(f.env), f.help+" ("+f.env+")")
+	}
+	return fs
+}
+
+// loadConfig reads the environment, then the flags in args, and validates the result.
+// Every error names the variable or flag at fault; -h gives flag.ErrHelp, and a mistake
+// on the command line a usageError.
+func loadConfig(environ map[string]string, args []string) (config, error) {
+	flagged, err := parseServeFlags(args)
+	if err != nil {
+		return config{}, err
+	}
+	cfg, err := fromEnvironment(environ)
+	if err != nil {
 		return cfg, err
 	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+
+	cfg.flagged = map[string]string{}
+	for _, f := range serverFlags {
+		if v, ok := flagged[f.name]; ok {
+			*f.field(&cfg) = v
+			cfg.flagged[f.env] = "-" + f.name
+		}
 	}
 
-	return cfg, cfg.validate()
+	err = cfg.validate()
+	var se *settingError
+	if errors.As(err, &se) {
+		se.name = cfg.source(se.name)
+	}
+	return cfg, err
 }
 
-// envError rewrites the env library's error so that it names the variable, not the
-// struct field.
-func envError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) || len(agg.Errors) == 0 {
+// parseServeFlags returns the value of each flag given in args, by flag name.
+func parseServeFlags(args []string) (map[string]string, error) {
+	fs := newFlagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+
+	given := map[string]string{}
+	var blank error
+	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = f.Value.String()
+		if strings.TrimSpace(given[f.Name]) == "" && blank == nil {
+			blank = badSetting("-"+f.Name, "is empty; leave the flag out for the default")
+		}
+	})
+	return given, blank
+}
+
+// fromEnvironment fills a config from the variables in environ. A variable that is set
+// but blank is refused rather than taken as unset: it is more often a value that went
+// missing (an empty ${VAR} in a compose or unit file) than a wish for the default.
+func fromEnvironment(environ map[string]string) (config, error) {
+	for _, name := range settingNames() {
+		if v, ok := environ[name]; ok && strings.TrimSpace(v) == "" {
+			return config{}, badSetting(name, "is set but empty; unset it for the default")
+		}
+	}
+
+	// The default depends on the machine, so it cannot be a tag.
+	cfg := config{HashConcurrency: max(2, runtime.GOMAXPROCS(0))}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: environ}); err != nil {
+		return cfg, envError(err, environ)
+	}
+	return cfg, nil
+}
+
+// settingNames returns the variable of every field of config, in field order.
+func settingNames() []string {
+	var names []string
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if name := envName(t.Field(i)); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// envName returns the variable a config field is read from, or "".
+func envName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return name
+}
+
+// envDefault returns the default that config's tags give the variable name, or "".
+func envDefault(name string) string {
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		if envName(t.Field(i)) == name {
+			return t.Field(i).Tag.Get("envDefault")
+		}
+	}
+	return ""
+}
+
+// envError rewrites the env library's error in the user's terms: the variable, its
+// value and what kind of value it should be, without Go's parser messages.
+func envError(err error, environ map[string]string) error {
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
 		return err
 	}
-	var pe env.ParseError
-	if errors.As(agg.Errors[0], &pe) {
-		if f, ok := reflect.TypeOf(config{}).FieldByName(pe.Name); ok {
-			return fmt.Errorf("%s: invalid %s value: %v", f.Tag.Get("env"), pe.Type, pe.Err)
-		}
+	f, ok := reflect.TypeFor[config]().FieldByName(pe.Name)
+	if !ok {
+		return err
 	}
-	return agg.Errors[0]
-}
+	name := envName(f)
+	value := environ[name]
 
-// validate checks every setting, fills the stage-dependent defaults and refuses, in
-// production, the defaults that are only safe on a developer's machine.
-func (c *config) validate() error {
-	steps := []func() error{
-		c.validateStage, c.validateServer, c.validateLogging, c.validateDatabase,
-		c.validateLimits, c.validatePublicURL, c.validateMail, c.validateAuth,
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *config) validateStage() error {
-	switch c.Stage {
-	case stageDevelopment, stageStaging, stageProduction:
-		return nil
-	}
-	return fmt.Errorf("STAGE: %q is not development, staging or production", c.Stage)
-}
-
-func (c *config) validateServer() error {
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		return fmt.Errorf("KEEPER_ADDR: %q is not host:port", c.Addr)
-	}
-	if c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("KEEPER_SHUTDOWN_TIMEOUT: must be positive, got %s", c.ShutdownTimeout)
-	}
-	return nil
-}
-
-func (c *config) validateLogging() error {
-	level, err := logging.ParseLevel(c.LogLevel)
-	if err != nil {
-		return fmt.Errorf("KEEPER_LOG_LEVEL: %w", err)
-	}
-	c.logLevel = level
-
-	if c.LogFormat == "" {
-		c.LogFormat = "json"
-		if c.Stage == stageDevelopment {
-			c.LogFormat = "text"
-		}
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return fmt.Errorf("KEEPER_LOG_FORMAT: %q is not text or json", c.LogFormat)
-	}
-	return nil
-}
-
-func (c *config) validateDatabase() error {
-	if c.DataDir == "" {
-		return errors.New("KEEPER_DATA_DIR: must not be empty")
-	}
 	switch {
-	case c.DatabaseURL == "":
-		c.sqlitePath = filepath.Join(c.DataDir, "keeper.db")
-		c.DatabaseURL = "sqlite:" + c.sqlitePath
-	case strings.HasPrefix(c.DatabaseURL, "sqlite:"):
-		c.sqlitePath = strings.TrimPrefix(c.DatabaseURL, "sqlite:")
-		if c.sqlitePath == "" {
-			return errors.New("KEEPER_DATABASE_URL: sqlite: needs a file path")
-		}
+	case pe.Type == reflect.TypeFor[time.Duration]():
+		return badSetting(name, "%q is not a duration like 15s, 1m30s or 2h", value)
+	case pe.Type.Kind() == reflect.Bool:
+		return badSetting(name, "%q is not true or false", value)
+	case errors.Is(pe.Err, strconv.ErrRange):
+		return badSetting(name, "%q is too large", value)
 	default:
-		return fmt.Errorf("KEEPER_DATABASE_URL: unsupported database %q; use sqlite:PATH",
-			redactURL(c.DatabaseURL))
+		return badSetting(name, "%q is not a whole number", value)
 	}
-	return nil
 }
 
-func (c *config) validateLimits() error {
-	if c.MaxValueBytes <= 0 {
-		return fmt.Errorf("KEEPER_MAX_VALUE_BYTES: must be positive, got %d", c.MaxValueBytes)
+// source returns the name of the setting that gave the variable name its value: the
+// flag that overrode it, or the variable itself.
+func (c *config) source(name string) string {
+	if f, ok := c.flagged[name]; ok {
+		return f
 	}
-	if c.MaxBodyBytes < int64(c.MaxValueBytes) {
-		return fmt.Errorf("KEEPER_MAX_BODY_BYTES: %d is below KEEPER_MAX_VALUE_BYTES (%d)",
-			c.MaxBodyBytes, c.MaxValueBytes)
-	}
-	if c.CacheBytes < 0 {
-		return fmt.Errorf("KEEPER_CACHE_BYTES: must be 0 (off) or positive, got %d",
-			c.CacheBytes)
-	}
-	if c.RateLimitIP <= 0 || c.RateLimitEmail <= 0 {
-		return errors.New("KEEPER_RATE_LIMIT_IP and KEEPER_RATE_LIMIT_EMAIL must be positive")
-	}
-	return nil
+	return name
 }
 
-func (c *config) validatePublicURL() error {
-	if c.PublicURL == "" {
-		if c.Stage != stageDevelopment {
-			return errors.New("KEEPER_PUBLIC_URL: required outside development " +
-				"(activation and reset links point there)")
-		}
-		c.PublicURL = "http://" + c.Addr
-	}
-	u, err := url.Parse(c.PublicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("KEEPER_PUBLIC_URL: %q is not an absolute http(s) URL", c.PublicURL)
-	}
-	if c.Stage == stageProduction && u.Scheme != "https" && !isLoopback(u.Hostname()) {
-		return errors.New("KEEPER_PUBLIC_URL: production needs https " +
-			"(links carry one-time tokens)")
-	}
-	c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
-	return nil
-}
-
-func (c *config) validateMail() error {
-	if c.MailDir == "" {
-		c.MailDir = filepath.Join(c.DataDir, "mail")
-	}
-	if c.Stage == stageProduction && c.SMTPURL == "" {
-		return errors.New("KEEPER_SMTP_URL: required in production " +
-			"(the development mailer only writes files)")
-	}
-	if c.SMTPURL != "" {
-		smtp, err := mail.ParseSMTPURL(c.SMTPURL)
-		if err != nil {
-			return fmt.Errorf("KEEPER_SMTP_URL: %w", err)
-		}
-		if c.Stage == stageProduction && smtp.Insecure() && !isLoopback(smtp.Host) {
-			return errors.New("KEEPER_SMTP_URL: production refuses mail without TLS " +
-				"to another host (tls=none or tls=opportunistic)")
-		}
-		c.smtp = smtp
-		if c.MailFrom == "" {
-			return errors.New("KEEPER_MAIL_FROM: required when KEEPER_SMTP_URL is set")
-		}
-	}
-	if c.MailFrom == "" {
-		c.MailFrom = "Keeper <keeper@localhost>"
-	}
-	if c.MailRetryBase <= 0 || c.MailRetryMax < c.MailRetryBase {
-		return errors.New("KEEPER_MAIL_RETRY_BASE must be positive and " +
-			"KEEPER_MAIL_RETRY_MAX at least as long")
-	}
-	if c.MailMaxAttempts < 1 {
-		return fmt.Errorf("KEEPER_MAIL_MAX_ATTEMPTS: must be at least 1, got %d",
-			c.MailMaxAttempts)
-	}
-	if c.MailPollInterval <= 0 {
-		return fmt.Errorf("KEEPER_MAIL_POLL_INTERVAL: must be positive, got %s",
-			c.MailPollInterval)
-	}
-	return nil
-}
-
-func (c *config) validateAuth() error {
-	switch c.KVWrite {
-	case "":
-		c.KVWrite = "authenticated"
-		if c.Stage == stageDevelopment {
-			c.KVWrite = "public"
-		}
-	case "public", "authenticated":
-	default:
-		return fmt.Errorf("KEEPER_KV_WRITE: %q is not public or authenticated", c.KVWrite)
-	}
-
-	if c.JWTKeyFile == "" {
-		if c.Stage == stageProduction {
-			return errors.New("KEEPER_JWT_KEY_FILE: required in production " +
-				"(create one with: keeper keygen -out FILE)")
-		}
-		c.JWTKeyFile = filepath.Join(c.DataDir, "jwt-ed25519.pem")
-	}
-	if c.JWTIssuer == "" {
-		c.JWTIssuer = c.PublicURL
-	}
-	ttls := map[string]time.Duration{
-		"KEEPER_ACCESS_TOKEN_TTL":  c.AccessTokenTTL,
-		"KEEPER_REFRESH_TOKEN_TTL": c.RefreshTokenTTL,
-		"KEEPER_ACTIVATION_TTL":    c.ActivationTTL,
-		"KEEPER_RESET_TTL":         c.ResetTTL,
-	}
-	for name, ttl := range ttls {
-		if ttl <= 0 {
-			return fmt.Errorf("%s: must be positive, got %s", name, ttl)
-		}
-	}
-	return nil
-}
-
-// isLoopback reports whether host names this machine.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// redactURL hides a password in a URL so that it can be logged or shown.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
-
-// logValue lists the effective configuration for the start-up log, secrets masked.
+// logValue lists every setting for the start-up log, secrets masked and durations
+// written as 15m0s. Keys are the variables' names without KEEPER_, in lower case.
 func (c *config) logValue() []any {
-	smtp := "(development mailer: files under " + c.MailDir + ")"
+	smtp := "none: development mailer"
 	if c.SMTPURL != "" {
-		smtp = c.smtp.String()
+		smtp = c.smtp.String() // the password masked
 	}
 	return []any{
-		"stage", c.Stage, "addr", c.Addr, "database", c.DatabaseURL,
-		"public_url", c.PublicURL, "log_level", c.LogLevel, "log_format", c.LogFormat,
+		"stage", c.Stage, "addr", c.Addr, "database_url", c.DatabaseURL,
+		"data_dir", c.DataDir, "log_level", c.LogLevel, "log_format", c.LogFormat,
+		"public_url", c.PublicURL,
 		"max_value_bytes", c.MaxValueBytes, "max_body_bytes", c.MaxBodyBytes,
-		"cache_bytes", c.CacheBytes, "kv_write", c.KVWrite, "smtp", smtp,
-		"mail_from", c.MailFrom, "jwt_key_file", c.JWTKeyFile,
-		"access_token_ttl", c.AccessTokenTTL, "refresh_token_ttl", c.RefreshTokenTTL,
-		"rate_limit_ip_per_min", c.RateLimitIP, "rate_limit_email_per_hour", c.RateLimitEmail,
-		"trust_proxy", c.TrustProxy,
+		"cache_bytes", c.CacheBytes, "shutdown_timeout", c.ShutdownTimeout.String(),
+		"kv_write", c.KVWrite,
+		"smtp_url", smtp, "mail_from", c.MailFrom, "mail_dir", c.MailDir,
+		"mail_retry_base", c.MailRetryBase.String(),
+		"mail_retry_max", c.MailRetryMax.String(), "mail_max_attempts", c.MailMaxAttempts,
+		"mail_poll_interval", c.MailPollInterval.String(),
+		"jwt_key_file", c.JWTKeyFile, "jwt_issuer", c.JWTIssuer,
+		"jwt_audience", c.JWTAudience,
+		"access_token_ttl", c.AccessTokenTTL.String(),
+		"refresh_token_ttl", c.RefreshTokenTTL.String(),
+		"activation_ttl", c.ActivationTTL.String(), "reset_ttl", c.ResetTTL.String(),
+		"hash_concurrency", c.HashConcurrency,
+		"rate_limit_ip_per_min", c.RateLimitIP,
+		"rate_limit_email_per_hour", c.RateLimitEmail, "trust_proxy", c.TrustProxy,
 	}
 }

@@ -2,8 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"io"
+	"encoding/json"
+	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -67,6 +68,49 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"smtp without from", with(dev, "KEEPER_SMTP_URL", "smtp://127.0.0.1:25?tls=none"),
 			nil, "KEEPER_MAIL_FROM:"},
 		{"bad bool", with(dev, "KEEPER_TRUST_PROXY", "maybe"), nil, "KEEPER_TRUST_PROXY:"},
+		{"port too large", with(dev, "KEEPER_ADDR", "127.0.0.1:99999"), nil, "KEEPER_ADDR:"},
+		{"port zero", with(dev, "KEEPER_ADDR", "127.0.0.1:0"), nil, "KEEPER_ADDR:"},
+		{"negative port", with(dev, "KEEPER_ADDR", "127.0.0.1:-1"), nil, "KEEPER_ADDR:"},
+		{"port by name", with(dev, "KEEPER_ADDR", ":http"), nil, "KEEPER_ADDR:"},
+		{"bad host", with(dev, "KEEPER_ADDR", "my host:8080"), nil, "KEEPER_ADDR:"},
+		{"bad IPv4 host", with(dev, "KEEPER_ADDR", "10.0.0.256:8080"), nil, "KEEPER_ADDR:"},
+		{"bad addr flag", dev, []string{"-addr", "127.0.0.1:99999"}, "-addr:"},
+		{"blank addr", with(dev, "KEEPER_ADDR", ""), nil, "KEEPER_ADDR:"},
+		{"blank data dir", with(dev, "KEEPER_DATA_DIR", " "), nil, "KEEPER_DATA_DIR:"},
+		{"blank public url", with(dev, "KEEPER_PUBLIC_URL", ""), nil, "KEEPER_PUBLIC_URL:"},
+		{"blank hash concurrency", with(dev, "KEEPER_HASH_CONCURRENCY", ""), nil,
+			"KEEPER_HASH_CONCURRENCY:"},
+		{"blank flag", dev, []string{"-log-level", ""}, "-log-level:"},
+		{"in-memory sqlite", with(dev, "KEEPER_DATABASE_URL", "sqlite::memory:"), nil,
+			"KEEPER_DATABASE_URL:"},
+		{"public url with a query", with(dev, "KEEPER_PUBLIC_URL", "http://x.example/?a=b"),
+			nil, "KEEPER_PUBLIC_URL:"},
+		{"hash concurrency zero", with(dev, "KEEPER_HASH_CONCURRENCY", "0"), nil,
+			"KEEPER_HASH_CONCURRENCY:"},
+		{"hash concurrency negative", with(dev, "KEEPER_HASH_CONCURRENCY", "-1"), nil,
+			"KEEPER_HASH_CONCURRENCY:"},
+		{"rate limit ip zero", with(dev, "KEEPER_RATE_LIMIT_IP", "0"), nil,
+			"KEEPER_RATE_LIMIT_IP:"},
+		{"rate limit email zero", with(dev, "KEEPER_RATE_LIMIT_EMAIL", "0"), nil,
+			"KEEPER_RATE_LIMIT_EMAIL:"},
+		{"negative body limit", with(dev, "KEEPER_MAX_BODY_BYTES", "-1"), nil,
+			"KEEPER_MAX_BODY_BYTES:"},
+		{"zero shutdown timeout", with(dev, "KEEPER_SHUTDOWN_TIMEOUT", "0s"), nil,
+			"KEEPER_SHUTDOWN_TIMEOUT:"},
+		{"zero retry base", with(dev, "KEEPER_MAIL_RETRY_BASE", "0s"), nil,
+			"KEEPER_MAIL_RETRY_BASE:"},
+		{"retry max below base", with(dev, "KEEPER_MAIL_RETRY_MAX", "1s"), nil,
+			"KEEPER_MAIL_RETRY_MAX:"},
+		{"zero attempts", with(dev, "KEEPER_MAIL_MAX_ATTEMPTS", "0"), nil,
+			"KEEPER_MAIL_MAX_ATTEMPTS:"},
+		{"negative poll interval", with(dev, "KEEPER_MAIL_POLL_INTERVAL", "-5s"), nil,
+			"KEEPER_MAIL_POLL_INTERVAL:"},
+		{"ttl under a second", with(dev, "KEEPER_ACCESS_TOKEN_TTL", "15ms"), nil,
+			"KEEPER_ACCESS_TOKEN_TTL:"},
+		{"negative refresh ttl", with(dev, "KEEPER_REFRESH_TOKEN_TTL", "-1h"), nil,
+			"KEEPER_REFRESH_TOKEN_TTL:"},
+		{"zero activation ttl", with(dev, "KEEPER_ACTIVATION_TTL", "0s"), nil,
+			"KEEPER_ACTIVATION_TTL:"},
 		{"unknown flag", dev, []string{"-port", "1"}, "flag provided but not defined"},
 		{"stray argument", dev, []string{"serve-now"}, "unexpected argument"},
 
@@ -83,7 +127,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := loadConfig(tc.env, tc.args, io.Discard)
+			_, err := loadConfig(tc.env, tc.args)
 			if err == nil {
 				t.Fatalf("got no error, want one starting %q", tc.want)
 			}
@@ -92,6 +136,35 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pw@") {
 				t.Errorf("the error shows a password: %q", err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("got %q, want one line", err)
+			}
+		})
+	}
+}
+
+// TestConfigParseErrors checks that a value of the wrong kind is reported in the
+// user's terms: the variable, the value and what it should be, no Go parser message.
+func TestConfigParseErrors(t *testing.T) {
+	cases := []struct {
+		name, value, want string
+	}{
+		{"KEEPER_MAX_VALUE_BYTES", "abc", `KEEPER_MAX_VALUE_BYTES: "abc" is not a whole number`},
+		{"KEEPER_RATE_LIMIT_IP", "1.5", `KEEPER_RATE_LIMIT_IP: "1.5" is not a whole number`},
+		{"KEEPER_CACHE_BYTES", "99999999999999999999",
+			`KEEPER_CACHE_BYTES: "99999999999999999999" is too large`},
+		{"KEEPER_SHUTDOWN_TIMEOUT", "x",
+			`KEEPER_SHUTDOWN_TIMEOUT: "x" is not a duration like 15s, 1m30s or 2h`},
+		{"KEEPER_RESET_TTL", "15",
+			`KEEPER_RESET_TTL: "15" is not a duration like 15s, 1m30s or 2h`},
+		{"KEEPER_TRUST_PROXY", "maybe", `KEEPER_TRUST_PROXY: "maybe" is not true or false`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := loadConfig(map[string]string{tc.name: tc.value}, nil)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v, want %s", err, tc.want)
 			}
 		})
 	}
@@ -106,6 +179,16 @@ func TestConfigDefaults(t *testing.T) {
 		wantPublicURL string
 	}{
 		{"development", map[string]string{}, "text", "public", "http://127.0.0.1:8080"},
+		{"development on every interface", map[string]string{"KEEPER_ADDR": ":18287"},
+			"text", "public", "http://127.0.0.1:18287"},
+		{"development on 0.0.0.0", map[string]string{"KEEPER_ADDR": "0.0.0.0:18287"},
+			"text", "public", "http://127.0.0.1:18287"},
+		{"development on [::]", map[string]string{"KEEPER_ADDR": "[::]:18287"},
+			"text", "public", "http://127.0.0.1:18287"},
+		{"development on IPv6 loopback", map[string]string{"KEEPER_ADDR": "[::1]:18287"},
+			"text", "public", "http://[::1]:18287"},
+		{"development on a host name", map[string]string{"KEEPER_ADDR": "localhost:18287"},
+			"text", "public", "http://localhost:18287"},
 		{"staging", map[string]string{"STAGE": "staging",
 			"KEEPER_PUBLIC_URL": "https://staging.example.com/"},
 			"json", "authenticated", "https://staging.example.com"},
@@ -116,7 +199,7 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := loadConfig(tc.env, nil, io.Discard)
+			cfg, err := loadConfig(tc.env, nil)
 			if err != nil {
 				t.Fatalf("loadConfig: %v", err)
 			}
@@ -133,10 +216,64 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
+// TestHashConcurrencyDefault checks that the machine-dependent default applies only
+// when the variable is unset.
+func TestHashConcurrencyDefault(t *testing.T) {
+	cfg, err := loadConfig(map[string]string{}, nil)
+	if want := max(2, runtime.GOMAXPROCS(0)); err != nil || cfg.HashConcurrency != want {
+		t.Errorf("unset: got %d (error %v), want %d", cfg.HashConcurrency, err, want)
+	}
+	cfg, err = loadConfig(map[string]string{"KEEPER_HASH_CONCURRENCY": "1"}, nil)
+	if err != nil || cfg.HashConcurrency != 1 {
+		t.Errorf("set to 1: got %d (error %v), want 1", cfg.HashConcurrency, err)
+	}
+}
+
+// TestStartupLogListsEverySetting checks the effective settings logged at start: every
+// variable, durations written like 15m0s, the SMTP password masked.
+func TestStartupLogListsEverySetting(t *testing.T) {
+	cfg, err := loadConfig(prod(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("starting keeper", cfg.logValue()...)
+	if strings.Contains(buf.String(), "secret") {
+		t.Errorf("the log shows the SMTP password:\n%s", buf.String())
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, name := range settingNames() {
+		key := strings.ToLower(strings.TrimPrefix(name, "KEEPER_"))
+		if !hasKey(line, key) {
+			t.Errorf("%s: no %q in the log line %s", name, key, buf.String())
+		}
+	}
+	for key, want := range map[string]any{"access_token_ttl": "15m0s",
+		"shutdown_timeout": "15s", "mail_retry_max": "1h0m0s", "reset_ttl": "1h0m0s"} {
+		if line[key] != want {
+			t.Errorf("%s: got %v, want %v", key, line[key], want)
+		}
+	}
+}
+
+// hasKey reports whether line has key, or key with a unit after it (key_per_min).
+func hasKey(line map[string]any, key string) bool {
+	for k := range line {
+		if k == key || strings.HasPrefix(k, key+"_") {
+			return true
+		}
+	}
+	return false
+}
+
 func TestFlagsOverrideEnvironment(t *testing.T) {
 	env := map[string]string{"KEEPER_ADDR": "127.0.0.1:1111", "KEEPER_LOG_LEVEL": "debug"}
 	cfg, err := loadConfig(env, []string{"-addr", "127.0.0.1:2222",
-		"-database-url", "sqlite:/tmp/x.db"}, io.Discard)
+		"-database-url", "sqlite:/tmp/x.db"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,21 +296,25 @@ func TestRunReportsOneLine(t *testing.T) {
 		{"keygen without -out", []string{"keygen"}, nil},
 		{"unknown flag", []string{"-port", "80"}, nil},
 		{"unknown seed flag", []string{"seed-users", "-users", "80"}, nil},
+		{"port out of range", nil, map[string]string{"KEEPER_ADDR": "127.0.0.1:99999"}},
+		{"zero hash concurrency", nil, map[string]string{"KEEPER_HASH_CONCURRENCY": "0"}},
+		{"unknown command", []string{"x"}, nil},
+		{"help for an unknown command", []string{"help", "x"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			env := with(map[string]string{"KEEPER_DATA_DIR": t.TempDir()})
+			env := with(map[string]string{"KEEPER_DATA_DIR": t.TempDir(),
+				"KEEPER_ADDR": freeAddr(t)})
 			for k, v := range tc.env {
 				env[k] = v
 			}
-			code := run(context.Background(), tc.args, env, &stdout, &stderr)
+			code, _, stderr := runKeeper(t, env, tc.args...)
 			if code == 0 {
 				t.Fatalf("exit code 0, want non-zero")
 			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			if len(lines) != 1 || lines[0] == "" {
-				t.Errorf("stderr: got %q, want exactly one line", stderr.String())
+				t.Errorf("stderr: got %q, want exactly one line", stderr)
 			}
 		})
 	}

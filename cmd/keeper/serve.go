@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,15 +18,20 @@ import (
 	"github.com/keeperhq/keeper/sqlite"
 )
 
-// serve loads the configuration, builds the application and serves until ctx ends.
+// serve loads the configuration, builds the application and serves until ctx ends. It
+// listens before it opens anything, so that a port in use stops it in one line and
+// before it creates files.
 func serve(ctx context.Context, args []string, env map[string]string, stderr io.Writer) error {
-	cfg, err := loadConfig(env, args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
+	cfg, err := loadConfig(env, args)
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cfg.source("KEEPER_ADDR"), err)
+	}
+	defer ln.Close()
+
 	// Log lines are written in batches; warnings and errors, and whatever is left at
 	// exit, are flushed at once.
 	out := logging.NewBufferedWriter(stderr, 64<<10, 200*time.Millisecond)
@@ -43,11 +46,6 @@ func serve(ctx context.Context, args []string, env map[string]string, stderr io.
 		return err
 	}
 	defer app.close()
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("KEEPER_ADDR: listen on %s: %w", cfg.Addr, err)
-	}
 	return app.serve(ctx, ln)
 }
 
@@ -66,7 +64,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 
 	db, err := sqlite.Open(ctx, cfg.sqlitePath)
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", cfg.sqlitePath, err)
+		return nil, fmt.Errorf("%s: open database %s: %w", cfg.sqliteVar, cfg.sqlitePath, err)
 	}
 	a := &app{cfg: cfg, log: log, db: db}
 
@@ -212,7 +210,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
-	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

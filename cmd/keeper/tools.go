@@ -19,15 +19,15 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return loadtest.Main(ctx, args, stdout, stderr)
 }
 
-// parseFlags parses a subcommand's flags. A mistake is reported in one line; -h prints
-// the usage. ok is false when the caller should exit with code.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+// parseFlags parses a subcommand's flags. A mistake is reported in one line on stderr;
+// -h prints the usage on stdout. ok is false when the caller should exit with code.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code int, ok bool) {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stderr, "Usage of keeper %s:\n", fs.Name())
-		fs.SetOutput(stderr)
+		fmt.Fprintf(stdout, "Usage of keeper %s:\n", fs.Name())
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
 		return 0, false
 	case err != nil:
@@ -40,22 +40,40 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok
 	return 0, true
 }
 
-// runKeygen is `keeper keygen -out FILE`: it writes a new Ed25519 signing key.
-func runKeygen(args []string, stderr io.Writer) int {
+// runKeygen is `keeper keygen -out FILE`: it writes a new Ed25519 signing key and
+// prints the file and the key's kid.
+func runKeygen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
-	out := fs.String("out", "", "file to create (PEM, mode 0600)")
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	out := fs.String("out", "", "file to create (PEM, mode 0600); an existing file is "+
+		"never overwritten")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	if *out == "" {
 		fmt.Fprintln(stderr, "keeper keygen: -out FILE is required")
 		return 2
 	}
-	if err := auth.GenerateKeyFile(*out); err != nil {
+
+	kid, err := generateKey(*out)
+	if err != nil {
 		fmt.Fprintf(stderr, "keeper keygen: %v\n", err)
 		return 1
 	}
+	fmt.Fprintf(stdout, "created %s, signing key kid %s\n", *out, kid)
 	return 0
+}
+
+// generateKey writes a new key file at path and returns the kid of its key, read back
+// as the server will read it.
+func generateKey(path string) (string, error) {
+	if err := auth.GenerateKeyFile(path); err != nil {
+		return "", err
+	}
+	keys, err := auth.LoadKeys(path)
+	if err != nil {
+		return "", err
+	}
+	return keys.SigningKeyID(), nil
 }
 
 // runSeedUsers is `keeper seed-users -n N`: it stores N active users directly in the
@@ -68,7 +86,7 @@ func runSeedUsers(ctx context.Context, args []string, env map[string]string,
 	n := fs.Int("n", 1000, "number of users")
 	password := fs.String("password", "seeded password", "password of every user")
 	domain := fs.String("domain", "example.com", "email domain")
-	if code, ok := parseFlags(fs, args, stderr); !ok {
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	if *n <= 0 {
@@ -76,7 +94,7 @@ func runSeedUsers(ctx context.Context, args []string, env map[string]string,
 		return 2
 	}
 
-	created, err := seedUsers(ctx, env, *n, *password, *domain, stderr)
+	created, err := seedUsers(ctx, env, *n, *password, *domain)
 	if err != nil {
 		fmt.Fprintf(stderr, "keeper seed-users: %v\n", err)
 		return 1
@@ -86,15 +104,15 @@ func runSeedUsers(ctx context.Context, args []string, env map[string]string,
 	return 0
 }
 
-func seedUsers(ctx context.Context, env map[string]string, n int, password, domain string,
-	stderr io.Writer) (int, error) {
-	cfg, err := loadConfig(env, nil, stderr)
+func seedUsers(ctx context.Context, env map[string]string, n int,
+	password, domain string) (int, error) {
+	cfg, err := loadConfig(env, nil)
 	if err != nil {
 		return 0, err
 	}
 	db, err := sqlite.Open(ctx, cfg.sqlitePath)
 	if err != nil {
-		return 0, fmt.Errorf("open database %s: %w", cfg.sqlitePath, err)
+		return 0, fmt.Errorf("%s: open database %s: %w", cfg.sqliteVar, cfg.sqlitePath, err)
 	}
 	defer db.Close()
 
