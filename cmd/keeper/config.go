@@ -35,11 +35,14 @@ type config struct {
 	LogFormat   string `env:"KEEPER_LOG_FORMAT"`
 	PublicURL   string `env:"KEEPER_PUBLIC_URL"`
 
-	MaxValueBytes   int           `env:"KEEPER_MAX_VALUE_BYTES" envDefault:"1048576"`
-	MaxBodyBytes    int64         `env:"KEEPER_MAX_BODY_BYTES" envDefault:"8388608"`
-	CacheBytes      int64         `env:"KEEPER_CACHE_BYTES" envDefault:"67108864"`
-	ShutdownTimeout time.Duration `env:"KEEPER_SHUTDOWN_TIMEOUT" envDefault:"15s"`
-	KVWrite         string        `env:"KEEPER_KV_WRITE"`
+	MaxValueBytes int   `env:"KEEPER_MAX_VALUE_BYTES" envDefault:"1048576"`
+	MaxBodyBytes  int64 `env:"KEEPER_MAX_BODY_BYTES" envDefault:"8388608"`
+	// MaxInflightBodyBytes bounds the request bodies served at once; 0 means 8 times
+	// MaxBodyBytes, filled in by validateLimits.
+	MaxInflightBodyBytes int64         `env:"KEEPER_MAX_INFLIGHT_BODY_BYTES"`
+	CacheBytes           int64         `env:"KEEPER_CACHE_BYTES" envDefault:"67108864"`
+	ShutdownTimeout      time.Duration `env:"KEEPER_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+	KVWrite              string        `env:"KEEPER_KV_WRITE"`
 
 	SMTPURL          string        `env:"KEEPER_SMTP_URL"`
 	MailFrom         string        `env:"KEEPER_MAIL_FROM"`
@@ -273,6 +276,7 @@ func (c *config) logValue() []any {
 		"data_dir", c.DataDir, "log_level", c.LogLevel, "log_format", c.LogFormat,
 		"public_url", c.PublicURL,
 		"max_value_bytes", c.MaxValueBytes, "max_body_bytes", c.MaxBodyBytes,
+		"max_inflight_body_bytes", c.MaxInflightBodyBytes,
 		"cache_bytes", c.CacheBytes, "shutdown_timeout", c.ShutdownTimeout.String(),
 		"kv_write", c.KVWrite,
 		"smtp_url", smtp, "mail_from", c.MailFrom, "mail_dir", c.MailDir,

@@ -57,6 +57,11 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			"KEEPER_MAX_VALUE_BYTES:"},
 		{"body below value", with(dev, "KEEPER_MAX_BODY_BYTES", "100"), nil,
 			"KEEPER_MAX_BODY_BYTES:"},
+		{"body too small for a registration", with(with(dev, "KEEPER_MAX_VALUE_BYTES", "100"),
+			"KEEPER_MAX_BODY_BYTES", "200"), nil, "KEEPER_MAX_BODY_BYTES: must be at least"},
+		{"in-flight budget below the body limit", with(dev,
+			"KEEPER_MAX_INFLIGHT_BODY_BYTES", "1000"), nil,
+			"KEEPER_MAX_INFLIGHT_BODY_BYTES:"},
 		{"negative cache", with(dev, "KEEPER_CACHE_BYTES", "-1"), nil, "KEEPER_CACHE_BYTES:"},
 		{"bad duration", with(dev, "KEEPER_ACCESS_TOKEN_TTL", "soon"), nil,
 			"KEEPER_ACCESS_TOKEN_TTL:"},
@@ -208,6 +213,10 @@ func TestConfigDefaults(t *testing.T) {
 				t.Errorf("got format %s, kv write %s, public url %s; want %s, %s, %s",
 					cfg.LogFormat, cfg.KVWrite, cfg.PublicURL,
 					tc.wantFormat, tc.wantKVWrite, tc.wantPublicURL)
+			}
+			if cfg.MaxInflightBodyBytes != 8*cfg.MaxBodyBytes {
+				t.Errorf("in-flight body budget: got %d, want 8 x %d", cfg.MaxInflightBodyBytes,
+					cfg.MaxBodyBytes)
 			}
 			if cfg.sqlitePath != "data/keeper.db" {
 				t.Errorf("database: got %s, want data/keeper.db", cfg.sqlitePath)

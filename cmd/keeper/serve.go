@@ -84,9 +84,11 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		Ready:         db.Ping,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		MaxValueBytes: cfg.MaxValueBytes,
-		Accounts:      accounts,
-		JWKS:          jwks,
-		KVWriteAuth:   cfg.KVWrite == "authenticated",
+
+		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
+		Accounts:             accounts,
+		JWKS:                 jwks,
+		KVWriteAuth:          cfg.KVWrite == "authenticated",
 		RateLimits: httpapi.RateLimits{
 			PerIPPerMinute:    cfg.RateLimitIP,
 			PerEmailPerHour:   cfg.RateLimitEmail,

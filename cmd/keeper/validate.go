@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keeperhq/keeper/httpapi"
 	"github.com/keeperhq/keeper/logging"
 	"github.com/keeperhq/keeper/mail"
 )
@@ -133,6 +134,9 @@ func (c *config) validateDatabase() error {
 	return nil
 }
 
+// minBodyBytes is the smallest KEEPER_MAX_BODY_BYTES accepted.
+const minBodyBytes = 16 << 10
+
 func (c *config) validateLimits() error {
 	if c.MaxValueBytes < 1 {
 		return badSetting("KEEPER_MAX_VALUE_BYTES", "must be positive, got %d",
@@ -141,6 +145,20 @@ func (c *config) validateLimits() error {
 	if c.MaxBodyBytes < int64(c.MaxValueBytes) {
 		return badSetting("KEEPER_MAX_BODY_BYTES", "%d is below KEEPER_MAX_VALUE_BYTES (%d)",
 			c.MaxBodyBytes, c.MaxValueBytes)
+	}
+	// Below this a valid registration (a 100-character name, a 128-character password,
+	// each character escaped) would not fit.
+	if c.MaxBodyBytes < minBodyBytes {
+		return badSetting("KEEPER_MAX_BODY_BYTES", "must be at least %d, got %d",
+			minBodyBytes, c.MaxBodyBytes)
+	}
+	if c.MaxInflightBodyBytes == 0 {
+		c.MaxInflightBodyBytes = httpapi.DefaultInflightBodyFactor * c.MaxBodyBytes
+	}
+	if c.MaxInflightBodyBytes < c.MaxBodyBytes {
+		return badSetting("KEEPER_MAX_INFLIGHT_BODY_BYTES",
+			"%d is below KEEPER_MAX_BODY_BYTES (%d): a full-size body could never be served",
+			c.MaxInflightBodyBytes, c.MaxBodyBytes)
 	}
 	if c.CacheBytes < 0 {
 		return badSetting("KEEPER_CACHE_BYTES", "must be 0 (off) or positive, got %d",
