@@ -162,8 +162,9 @@ func readKeyFile(path string) ([]byte, error) {
 	}
 	// Windows has no such mode bits; its ACLs are the operator's business.
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("JWT key file %s holds a private key but has mode %04o, "+
-			"open to group or others; restrict it with: chmod 600 %s", path, perm, path)
+		return nil, fmt.Errorf("JWT key file %s has mode %04o, open to group or others; "+
+			"a private key file must be readable by its owner only: chmod 600 %s",
+			path, perm, path)
 	}
 
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
