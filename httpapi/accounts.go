@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/keeperhq/keeper"
@@ -77,7 +76,7 @@ const (
 // register answers POST /api/users.
 func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 	var req registerRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := a.limitEmail(w, r, req.Email); err != nil {
@@ -94,7 +93,7 @@ func (a *API) register(w http.ResponseWriter, r *http.Request) error {
 // activate answers POST /api/users/activate.
 func (a *API) activate(w http.ResponseWriter, r *http.Request) error {
 	var req tokenRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 
@@ -108,7 +107,7 @@ func (a *API) activate(w http.ResponseWriter, r *http.Request) error {
 // resendActivation answers POST /api/users/activation.
 func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) error {
 	var req emailRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := a.limitEmail(w, r, req.Email); err != nil {
@@ -124,7 +123,7 @@ func (a *API) resendActivation(w http.ResponseWriter, r *http.Request) error {
 // login answers POST /api/auth/login.
 func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	var req loginRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := a.limitEmail(w, r, req.Email); err != nil {
@@ -141,7 +140,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 // refresh answers POST /api/auth/refresh.
 func (a *API) refresh(w http.ResponseWriter, r *http.Request) error {
 	var req refreshRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 
@@ -155,7 +154,7 @@ func (a *API) refresh(w http.ResponseWriter, r *http.Request) error {
 // logout answers POST /api/auth/logout: 204 whether or not the token was live.
 func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 	var req refreshRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 
@@ -169,7 +168,7 @@ func (a *API) logout(w http.ResponseWriter, r *http.Request) error {
 // forgotPassword answers POST /api/auth/password/forgot.
 func (a *API) forgotPassword(w http.ResponseWriter, r *http.Request) error {
 	var req emailRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 	if err := a.limitEmail(w, r, req.Email); err != nil {
@@ -185,7 +184,7 @@ func (a *API) forgotPassword(w http.ResponseWriter, r *http.Request) error {
 // resetPassword answers POST /api/auth/password/reset.
 func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	var req resetRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
 
@@ -197,14 +196,12 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 }
 
 // userProfile answers GET /api/user/{id}: the public profile of an active user, with
-// the email only when the caller is that user.
+// the email only when the caller is that user. An id is read only in the form the API
+// writes it, so "01" and "+1" name no user.
 func (a *API) userProfile(w http.ResponseWriter, r *http.Request) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
+	id, ok := canonicalInt(r.PathValue("id"))
+	if !ok {
 		return keeper.Errorf(keeper.CodeUserNotFound, "no user with id %q", r.PathValue("id"))
-	}
-	if _, err := parseQuery(r); err != nil {
-		return err
 	}
 
 	u, err := a.accounts.Profile(r.Context(), id)

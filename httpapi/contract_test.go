@@ -68,6 +68,7 @@ type env struct {
 	t      *testing.T
 	srv    *httptest.Server
 	db     *sqlite.DB
+	dbPath string
 	kv     keeper.KVStore
 	outbox *sqlite.Outbox
 	logs   *syncBuffer
@@ -97,7 +98,8 @@ type envOption func(*httpapi.Options)
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "keeper.db"))
+	dbPath := filepath.Join(t.TempDir(), "keeper.db")
+	db, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		t.Fatalf("open database: %v", err)
 	}
@@ -126,8 +128,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 	srv := httptest.NewServer(httpapi.New(o))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, kv: kv, outbox: sqlite.NewOutbox(db), logs: logs,
-		client: srv.Client()}
+	return &env{t: t, srv: srv, db: db, dbPath: dbPath, kv: kv, outbox: sqlite.NewOutbox(db),
+		logs: logs, client: srv.Client()}
 }
 
 // newAccounts builds the real account service over db, with cheap hashing parameters
@@ -165,6 +167,7 @@ type req struct {
 	body    string
 	ctype   string // Content-Type; "json" is short for application/json
 	headers map[string]string
+	lines   http.Header // header lines added after headers, for repeated fields
 }
 
 // resp is a response with its body read.
@@ -220,6 +223,11 @@ func (e *env) try(rq req) (resp, error) {
 	for k, v := range rq.headers {
 		r.Header.Set(k, v)
 	}
+	for k, vs := range rq.lines {
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
+	}
 
 	res, err := e.client.Do(r)
 	if err != nil {
@@ -252,6 +260,11 @@ func checkContract(t *testing.T, rq req, ctype string, got resp) {
 	}
 	for k, v := range rq.headers {
 		r.Header.Set(k, v)
+	}
+	for k, vs := range rq.lines {
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
 	}
 
 	route, params, err := router.FindRoute(r)

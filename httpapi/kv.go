@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"io"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,11 +20,6 @@ const defaultListLimit = 100
 type entryJSON struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
-}
-
-// patchRequest is the body of PATCH /api/result.
-type patchRequest struct {
-	Value *string `json:"value"`
 }
 
 // keysPage is the response of GET /api/keys. Next is the cursor for the following page,
@@ -51,7 +47,7 @@ func (a *API) getResult(w http.ResponseWriter, r *http.Request) error {
 	h := w.Header()
 	h["Etag"] = vals[0:1:1]
 	h["Cache-Control"] = vals[1:2:2]
-	if noneMatch(r.Header.Get("If-None-Match"), e.Version) {
+	if noneMatch(r.Header.Values("If-None-Match"), e.Version) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
@@ -68,9 +64,6 @@ func (a *API) putResult(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := requireNoBody(r); err != nil {
-		return err
-	}
 	keys := q["key"]
 	if err := checkKeys(keys); err != nil {
 		return err
@@ -85,13 +78,7 @@ func (a *API) putResult(w http.ResponseWriter, r *http.Request) error {
 
 // postResult answers POST /api/result with a JSON object of string pairs to create.
 func (a *API) postResult(w http.ResponseWriter, r *http.Request) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	if err := requireJSON(r); err != nil {
-		return err
-	}
-	body, err := readBody(r)
+	body, err := readJSON(w, r)
 	if err != nil {
 		return err
 	}
@@ -122,19 +109,17 @@ func (a *API) patchResult(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var req patchRequest
-	if err := decodeJSON(r, &req); err != nil {
+	body, err := readJSON(w, r)
+	if err != nil {
 		return err
 	}
-	if req.Value == nil {
-		return keeper.Errorf(keeper.CodeInvalidRequest, "field \"value\" is required")
-	}
-	if err := keeper.ValidateValue(*req.Value, a.maxValue); err != nil {
+	value, err := parseValue(body, a.maxValue)
+	if err != nil {
 		return err
 	}
 	versions := ifMatch(r)
 
-	e, err := a.kv.Update(r.Context(), key, *req.Value, versions)
+	e, err := a.kv.Update(r.Context(), key, value, versions)
 	if err != nil {
 		return err
 	}
@@ -146,9 +131,6 @@ func (a *API) patchResult(w http.ResponseWriter, r *http.Request) error {
 func (a *API) deleteResult(w http.ResponseWriter, r *http.Request) error {
 	key, err := keyParam(r)
 	if err != nil {
-		return err
-	}
-	if err := requireNoBody(r); err != nil {
 		return err
 	}
 	versions := ifMatch(r)
@@ -249,25 +231,21 @@ func formatETag(version int64) string {
 	return `"` + strconv.FormatInt(version, 10) + `"`
 }
 
-// ifMatch reads the If-Match header. It returns nil when the header is absent or "*"
-// (the entry must merely exist, which PATCH and DELETE require anyway), and otherwise
-// the versions it names. Weak tags never match (RFC 9110 uses strong comparison for
-// If-Match), so a header naming only weak or foreign tags yields a list that matches
-// nothing.
+// ifMatch reads the If-Match header. It returns nil when the header is absent or is
+// "*" (the entry must merely exist, which PATCH and DELETE require anyway), and
+// otherwise the versions its tags name. RFC 9110 compares tags strongly here: a weak
+// tag, or a tag that spells a version otherwise than formatETag ("+17", "017"), never
+// matches, so a header naming no version yields a list that matches nothing.
 func ifMatch(r *http.Request) []int64 {
-	values := r.Header.Values("If-Match")
-	if len(values) == 0 {
+	fields := r.Header.Values("If-Match")
+	if len(fields) == 0 || isStar(fields) {
 		return nil
 	}
 
 	versions := []int64{}
-	for _, v := range values {
-		for _, tag := range strings.Split(v, ",") {
-			tag = strings.TrimSpace(tag)
-			if tag == "*" {
-				return nil
-			}
-			if n, ok := parseStrongETag(tag); ok {
+	for _, field := range fields {
+		for tag := range entityTags(field) {
+			if n, ok := tagVersion(tag); ok {
 				versions = append(versions, n)
 			}
 		}
@@ -278,29 +256,51 @@ func ifMatch(r *http.Request) []int64 {
 	return versions
 }
 
-// parseStrongETag reads a tag written by formatETag.
-func parseStrongETag(tag string) (int64, bool) {
-	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
-		return 0, false
+// noneMatch reports whether If-None-Match header fields match the version, using weak
+// comparison as RFC 9110 prescribes for it: W/"17" matches "17", W/* matches nothing.
+func noneMatch(fields []string, version int64) bool {
+	if isStar(fields) {
+		return true
 	}
-	n, err := strconv.ParseInt(tag[1:len(tag)-1], 10, 64)
-	return n, err == nil && n > 0
-}
-
-// noneMatch reports whether an If-None-Match header matches the version, using weak
-// comparison as RFC 9110 prescribes for it.
-func noneMatch(header string, version int64) bool {
-	if header == "" {
-		return false
-	}
-	for _, tag := range strings.Split(header, ",") {
-		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
-		if tag == "*" {
-			return true
-		}
-		if n, ok := parseStrongETag(tag); ok && n == version {
-			return true
+	for _, field := range fields {
+		for tag := range entityTags(field) {
+			if n, ok := tagVersion(strings.TrimPrefix(tag, "W/")); ok && n == version {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// isStar reports whether a conditional header is "*", which RFC 9110 allows only as its
+// whole value; inside a list, or beside another line, it is no tag and matches nothing.
+func isStar(fields []string) bool {
+	return len(fields) == 1 && strings.TrimSpace(fields[0]) == "*"
+}
+
+// entityTags yields the members of an entity-tag list such as `"1", W/"2"` (RFC 9110
+// section 8.8.3), trimmed of spaces. A comma inside a tag's quotes does not split it.
+func entityTags(list string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for rest := list; rest != ""; {
+			end, quoted := 0, false
+			for ; end < len(rest) && (quoted || rest[end] != ','); end++ {
+				if rest[end] == '"' {
+					quoted = !quoted
+				}
+			}
+			if tag := strings.TrimSpace(rest[:end]); tag != "" && !yield(tag) {
+				return
+			}
+			rest = rest[min(end+1, len(rest)):]
+		}
+	}
+}
+
+// tagVersion returns the version a strong entity tag names, if formatETag wrote it.
+func tagVersion(tag string) (int64, bool) {
+	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return 0, false
+	}
+	return canonicalInt(tag[1 : len(tag)-1])
 }

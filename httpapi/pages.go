@@ -6,10 +6,13 @@ import (
 	"errors"
 	"html/template"
 	"io/fs"
-	"mime"
+	"maps"
 	"net/http"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keeperhq/keeper"
 	"github.com/keeperhq/keeper/logging"
@@ -153,24 +156,40 @@ func (a *API) tokenProblem(w http.ResponseWriter, r *http.Request,
 		pageData{Title: title, Message: msg, Purpose: purpose, Code: ke.Code})
 }
 
-// formValues parses an HTML form post and returns the named fields.
-func formValues(r *http.Request, names ...string) ([]string, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, keeper.Errorf(keeper.CodeUnsupportedMedia,
-			"this form takes application/x-www-form-urlencoded")
+// formType is the media type of the pages' form posts.
+const formType = "application/x-www-form-urlencoded"
+
+// formValues reads an HTML form post and returns the values of the named fields, ""
+// for one not sent. It is as strict as a JSON body: a field it does not name is
+// unknown_field, a field sent twice is duplicate_key, and a malformed escape or a name
+// or value that is not UTF-8 is invalid_request.
+func formValues(w http.ResponseWriter, r *http.Request, names ...string) ([]string, error) {
+	if err := requireMediaType(w, r, formType); err != nil {
+		return nil, err
 	}
-	if err := r.ParseForm(); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, keeper.Errorf(keeper.CodeBodyTooLarge, "the form is too large")
-		}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
 		return nil, keeper.Errorf(keeper.CodeInvalidRequest, "the form is malformed")
 	}
 
 	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = r.PostForm.Get(n)
+	for _, name := range slices.Sorted(maps.Keys(form)) {
+		i, vs := slices.Index(names, name), form[name]
+		switch {
+		case i < 0:
+			return nil, keeper.Errorf(keeper.CodeUnknownField, "unknown form field %q", name)
+		case len(vs) > 1:
+			return nil, keeper.Errorf(keeper.CodeDuplicateKey,
+				"form field %q is sent %d times", name, len(vs))
+		case !utf8.ValidString(vs[0]):
+			return nil, keeper.Errorf(keeper.CodeInvalidRequest,
+				"form field %q is not valid UTF-8", name)
+		}
+		out[i] = vs[0]
 	}
 	return out, nil
 }
@@ -204,7 +223,7 @@ func (a *API) activatePage(w http.ResponseWriter, r *http.Request) error {
 
 // activateSubmit activates the account when the button is pressed.
 func (a *API) activateSubmit(w http.ResponseWriter, r *http.Request) error {
-	v, err := formValues(r, "token")
+	v, err := formValues(w, r, "token")
 	if err != nil {
 		return err
 	}
@@ -221,7 +240,7 @@ func (a *API) resendPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) resendSubmit(w http.ResponseWriter, r *http.Request) error {
-	v, err := formValues(r, "email")
+	v, err := formValues(w, r, "email")
 	if err != nil {
 		return err
 	}
@@ -240,7 +259,7 @@ func (a *API) forgotPage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) forgotSubmit(w http.ResponseWriter, r *http.Request) error {
-	v, err := formValues(r, "email")
+	v, err := formValues(w, r, "email")
 	if err != nil {
 		return err
 	}
@@ -269,7 +288,7 @@ func (a *API) resetPage(w http.ResponseWriter, r *http.Request) error {
 
 // resetSubmit sets the new password; a mistake in it shows the form again.
 func (a *API) resetSubmit(w http.ResponseWriter, r *http.Request) error {
-	v, err := formValues(r, "token", "password", "confirm")
+	v, err := formValues(w, r, "token", "password", "confirm")
 	if err != nil {
 		return err
 	}

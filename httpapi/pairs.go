@@ -2,45 +2,155 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/keeperhq/keeper"
 )
 
-// parsePairs reads the body of POST /api/result: one JSON object whose members are
-// distinct valid keys with string values. It walks the tokens itself because a map
-// decode would silently keep the last of two equal keys and accept any value type.
-func parsePairs(body []byte, maxValue int) ([]keeper.Entry, error) {
+// readObject is the one reader of JSON bodies. It reads body as one JSON object of
+// string members: it calls checkName with each name as soon as it is read, then member
+// with the name and its value. It walks the tokens itself, because encoding/json would
+// smooth over what it refuses:
+//
+//   - a member name given twice, compared after unescaping: duplicate_key;
+//   - a \u escape of a UTF-16 surrogate that is not half of a pair, which encoding/json
+//     turns into U+FFFD: invalid_key in a name (unless checkName refused the name
+//     first), invalid_value in a value;
+//   - a value that is not a string: valueCode;
+//   - anything but one object, and trailing data: invalid_request or invalid_json.
+func readObject(body []byte, valueCode keeper.Code, checkName func(name string) error,
+	member func(name, value string) error) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // a number too large for float64 is still just "not a string"
 	if err := expectDelim(dec, '{'); err != nil {
-		return nil, err
+		return err
 	}
 
-	var entries []keeper.Entry
 	seen := make(map[string]bool)
 	for dec.More() {
-		e, err := nextPair(dec, maxValue)
+		name, value, err := nextMember(dec, body, valueCode, checkName, seen)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if seen[e.Key] {
-			return nil, keeper.Errorf(keeper.CodeDuplicateKey, "key %q appears twice", e.Key)
+		if err := member(name, value); err != nil {
+			return err
 		}
-		seen[e.Key] = true
-		if len(entries) == maxKeysPerRequest {
-			return nil, keeper.Errorf(keeper.CodeTooManyKeys,
-				"more than %d pairs in one request", maxKeysPerRequest)
-		}
-		entries = append(entries, e)
 	}
 
 	if err := expectDelim(dec, '}'); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, keeper.Errorf(keeper.CodeInvalidJSON, "the body holds more than one JSON value")
+		return keeper.Errorf(keeper.CodeInvalidJSON, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// nextMember reads one member of the object and checks it as readObject says. seen
+// holds the names read so far.
+func nextMember(dec *json.Decoder, body []byte, valueCode keeper.Code,
+	checkName func(string) error, seen map[string]bool) (name, value string, err error) {
+	tok, raw, err := nextToken(dec, body)
+	if err != nil {
+		return "", "", err
+	}
+	name = tok.(string) // inside an object, encoding/json yields member names as strings
+	if err := checkName(name); err != nil {
+		return "", "", err
+	}
+	switch {
+	case loneSurrogate(raw):
+		return "", "", keeper.Errorf(keeper.CodeInvalidKey,
+			"a member name holds a lone surrogate escape, which is not a character")
+	case seen[name]:
+		return "", "", keeper.Errorf(keeper.CodeDuplicateKey, "%q appears twice", name)
+	}
+	seen[name] = true
+
+	tok, raw, err = nextToken(dec, body)
+	if err != nil {
+		return "", "", err
+	}
+	value, ok := tok.(string)
+	switch {
+	case !ok:
+		return "", "", keeper.Errorf(valueCode, "the value of %q must be a string, got %s",
+			name, tokenKind(tok))
+	case loneSurrogate(raw):
+		return "", "", keeper.Errorf(keeper.CodeInvalidValue,
+			"the value of %q holds a lone surrogate escape, which is not a character", name)
+	}
+	return name, value, nil
+}
+
+// nextToken reads one token and returns it with the bytes of body it was read from (the
+// token, after any separator and space).
+func nextToken(dec *json.Decoder, body []byte) (json.Token, []byte, error) {
+	start := dec.InputOffset()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, tokenError(err)
+	}
+	return tok, body[start:dec.InputOffset()], nil
+}
+
+// loneSurrogate reports whether raw, a JSON string token as the body spells it, has a
+// \u escape of a UTF-16 surrogate (U+D800–U+DFFF) that is not the high half followed
+// by the low half of a pair. The tokenizer has already checked every escape is whole.
+func loneSurrogate(raw []byte) bool {
+	for {
+		i := bytes.IndexByte(raw, '\\')
+		if i < 0 {
+			return false
+		}
+		esc := raw[i+1:]
+		raw = esc[1:]
+		if esc[0] != 'u' {
+			continue // \" \\ \/ \b \f \n \r \t
+		}
+		r := escapedRune(esc[1:5])
+		raw = esc[5:]
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if len(raw) < 6 || raw[0] != '\\' || raw[1] != 'u' ||
+			utf16.DecodeRune(r, escapedRune(raw[2:6])) == utf8.RuneError {
+			return true
+		}
+		raw = raw[6:]
+	}
+}
+
+// escapedRune decodes the four hex digits of a \u escape.
+func escapedRune(digits []byte) rune {
+	var b [2]byte
+	_, _ = hex.Decode(b[:], digits) // checked by the tokenizer
+	return rune(b[0])<<8 | rune(b[1])
+}
+
+// parsePairs reads the body of POST /api/result: one JSON object whose members are
+// distinct valid keys with string values.
+func parsePairs(body []byte, maxValue int) ([]keeper.Entry, error) {
+	var entries []keeper.Entry
+	err := readObject(body, keeper.CodeInvalidValue, keeper.ValidateKey,
+		func(key, value string) error {
+			if err := keeper.ValidateValue(value, maxValue); err != nil {
+				return err
+			}
+			if len(entries) == maxKeysPerRequest {
+				return keeper.Errorf(keeper.CodeTooManyKeys,
+					"more than %d pairs in one request", maxKeysPerRequest)
+			}
+			entries = append(entries, keeper.Entry{Key: key, Value: value})
+			return nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	if len(entries) == 0 {
 		return nil, keeper.Errorf(keeper.CodeInvalidRequest, "the object holds no pairs")
@@ -48,30 +158,33 @@ func parsePairs(body []byte, maxValue int) ([]keeper.Entry, error) {
 	return entries, nil
 }
 
-// nextPair reads one member of the object and validates it.
-func nextPair(dec *json.Decoder, maxValue int) (keeper.Entry, error) {
-	tok, err := dec.Token()
+// parseValue reads the body of PATCH /api/result, {"value":"…"}, and returns the value.
+// Like a value of POST /api/result, it must be a string: anything else is
+// invalid_value.
+func parseValue(body []byte, maxValue int) (string, error) {
+	var value *string
+	onlyValue := func(name string) error {
+		if name != "value" {
+			return unknownField(name)
+		}
+		return nil
+	}
+	err := readObject(body, keeper.CodeInvalidValue, onlyValue, func(_, v string) error {
+		value = &v
+		return nil
+	})
 	if err != nil {
-		return keeper.Entry{}, tokenError(err)
+		return "", err
 	}
-	key := tok.(string) // inside an object, encoding/json yields member names as strings
-	if err := keeper.ValidateKey(key); err != nil {
-		return keeper.Entry{}, err
+	if value == nil {
+		return "", keeper.Errorf(keeper.CodeInvalidRequest, "field \"value\" is required")
 	}
+	return *value, keeper.ValidateValue(*value, maxValue)
+}
 
-	tok, err = dec.Token()
-	if err != nil {
-		return keeper.Entry{}, tokenError(err)
-	}
-	value, ok := tok.(string)
-	if !ok {
-		return keeper.Entry{}, keeper.Errorf(keeper.CodeInvalidValue,
-			"the value of key %q must be a string, got %s", key, tokenKind(tok))
-	}
-	if err := keeper.ValidateValue(value, maxValue); err != nil {
-		return keeper.Entry{}, err
-	}
-	return keeper.Entry{Key: key, Value: value}, nil
+// unknownField is the error of a member name a body does not accept.
+func unknownField(name string) error {
+	return keeper.Errorf(keeper.CodeUnknownField, "unknown field %q", name)
 }
 
 // expectDelim reads one token and requires it to be the given delimiter.
@@ -92,10 +205,14 @@ func expectDelim(dec *json.Decoder, want json.Delim) error {
 
 // tokenError turns a tokenizer error into a client-safe domain error.
 func tokenError(err error) error {
-	if errors.Is(err, io.EOF) {
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return keeper.Errorf(keeper.CodeInvalidJSON, "malformed JSON at byte %d", syntax.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return keeper.Errorf(keeper.CodeInvalidJSON, "the JSON body ends too early")
 	}
-	return jsonError(err)
+	return keeper.Errorf(keeper.CodeInvalidJSON, "malformed JSON")
 }
 
 // tokenKind names the JSON type of a token for error messages.
@@ -108,7 +225,7 @@ func tokenKind(tok json.Token) string {
 		return "an object"
 	case bool:
 		return "a boolean"
-	case float64, json.Number:
+	case json.Number:
 		return "a number"
 	case nil:
 		return "null"

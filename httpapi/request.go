@@ -91,38 +91,29 @@ func keyParam(r *http.Request) (string, error) {
 	return key, keeper.ValidateKey(key)
 }
 
-// requireJSON refuses a body whose Content-Type is not application/json in UTF-8.
-func requireJSON(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
-		return keeper.Errorf(keeper.CodeUnsupportedMedia,
-			"Content-Type must be application/json, got %q", ct)
+// noQuery wraps the handler of a call that takes no query parameters: any is refused.
+func noQuery(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if _, err := parseQuery(r); err != nil {
+			return err
+		}
+		return h(w, r)
 	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return keeper.Errorf(keeper.CodeUnsupportedMedia, "charset must be utf-8, got %q", cs)
-	}
-	return nil
 }
 
-// readBody reads the whole body, which limitBody has already capped, and checks that it
-// is UTF-8 (a JSON text must be, and the decoder would otherwise replace bad bytes
-// silently).
-func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		return nil, keeper.Errorf(keeper.CodeBodyTooLarge,
-			"the body is over the limit of %d bytes", tooBig.Limit)
-	case err != nil:
-		return nil, keeper.Errorf(keeper.CodeInvalidRequest, "reading the body failed")
-	case len(bytes.TrimSpace(body)) == 0:
-		return nil, keeper.Errorf(keeper.CodeInvalidJSON, "the body is empty")
-	case !utf8.Valid(body):
-		return nil, keeper.Errorf(keeper.CodeInvalidJSON, "the body is not valid UTF-8")
+// noBody wraps the handler of a call that takes no body: one is refused.
+func noBody(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if err := requireNoBody(r); err != nil {
+			return err
+		}
+		return h(w, r)
 	}
-	return body, nil
+}
+
+// noInput wraps the handler of a call that takes neither query parameters nor a body.
+func noInput(h handlerFunc) handlerFunc {
+	return noQuery(noBody(h))
 }
 
 // requireNoBody refuses a body on a call that takes none, so that a client who expects
@@ -140,56 +131,113 @@ func requireNoBody(r *http.Request) error {
 	return nil
 }
 
-// decodeJSON reads a JSON object body into v, a pointer to a struct, strictly: the
-// media type, fields v does not declare (matched exactly, not case-insensitively as
-// encoding/json would), wrong types and trailing data are all errors with their own
-// codes.
-func decodeJSON(r *http.Request, v any) error {
-	if err := requireJSON(r); err != nil {
-		return err
+// requireMediaType refuses a body that is not of media type want in UTF-8, whose type
+// is ambiguous (Content-Type given more than once), or that comes in a content coding:
+// the server decodes none, so it answers 415 with Accept-Encoding: identity, as RFC 9110
+// section 12.5.3 suggests, rather than read compressed bytes as the body.
+func requireMediaType(w http.ResponseWriter, r *http.Request, want string) error {
+	if n := len(r.Header.Values("Content-Type")); n > 1 {
+		return keeper.Errorf(keeper.CodeInvalidRequest,
+			"Content-Type is given %d times; send it once", n)
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
+	if coding := contentCoding(r); coding != "" {
+		w.Header().Set("Accept-Encoding", "identity")
+		return keeper.Errorf(keeper.CodeUnsupportedMedia,
+			"Content-Encoding %q is not supported; send the body uncoded", coding)
 	}
 
-	var fields map[string]json.RawMessage
-	if err := unmarshalOne(body, &fields); err != nil {
-		return err
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != want {
+		return keeper.Errorf(keeper.CodeUnsupportedMedia, "Content-Type must be %s, got %q",
+			want, ct)
 	}
-	if fields == nil {
-		return keeper.Errorf(keeper.CodeInvalidRequest, "the body must be a JSON object")
-	}
-	known := jsonFields(reflect.TypeOf(v).Elem())
-	for name := range fields {
-		if !known[name] {
-			return keeper.Errorf(keeper.CodeUnknownField, "unknown field %q", name)
-		}
-	}
-	return unmarshalOne(body, v)
-}
-
-// unmarshalOne decodes exactly one JSON value from body into v.
-func unmarshalOne(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return keeper.Errorf(keeper.CodeInvalidJSON, "the body holds more than one JSON value")
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return keeper.Errorf(keeper.CodeUnsupportedMedia, "charset must be utf-8, got %q", cs)
 	}
 	return nil
 }
 
-// fieldCache holds the JSON field names of request types, computed once per type.
-var fieldCache sync.Map // reflect.Type -> map[string]bool
-
-// jsonFields returns the JSON names of a struct type's exported fields.
-func jsonFields(t reflect.Type) map[string]bool {
-	if m, ok := fieldCache.Load(t); ok {
-		return m.(map[string]bool)
+// contentCoding returns the first content coding of the request's Content-Encoding
+// other than identity, or "" when there is none.
+func contentCoding(r *http.Request) string {
+	for _, field := range r.Header.Values("Content-Encoding") {
+		for coding := range strings.SplitSeq(field, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				return coding
+			}
+		}
 	}
-	m := make(map[string]bool, t.NumField())
+	return ""
+}
+
+// readBody reads the whole body, which limitBody has already capped.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, keeper.Errorf(keeper.CodeBodyTooLarge,
+			"the body is over the limit of %d bytes", tooBig.Limit)
+	case err != nil:
+		return nil, keeper.Errorf(keeper.CodeInvalidRequest, "reading the body failed")
+	}
+	return body, nil
+}
+
+// readJSON reads a JSON body and checks that it is there and is UTF-8 (a JSON text
+// must be, and the decoder would otherwise replace bad bytes silently).
+func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := requireMediaType(w, r, "application/json"); err != nil {
+		return nil, err
+	}
+	body, err := readBody(r)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(bytes.TrimSpace(body)) == 0:
+		return nil, keeper.Errorf(keeper.CodeInvalidJSON, "the body is empty")
+	case !utf8.Valid(body):
+		return nil, keeper.Errorf(keeper.CodeInvalidJSON, "the body is not valid UTF-8")
+	}
+	return body, nil
+}
+
+// decodeJSON reads a JSON object body into v, a pointer to a struct of string fields,
+// through readObject. A member is matched to the field whose json tag names it exactly
+// (not case-insensitively, as encoding/json would); any other member is unknown_field,
+// and a value that is not a string is invalid_request.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := readJSON(w, r)
+	if err != nil {
+		return err
+	}
+
+	s := reflect.ValueOf(v).Elem()
+	fields := jsonFields(s.Type())
+	known := func(name string) error {
+		if _, ok := fields[name]; !ok {
+			return unknownField(name)
+		}
+		return nil
+	}
+	return readObject(body, keeper.CodeInvalidRequest, known, func(name, value string) error {
+		s.Field(fields[name]).SetString(value)
+		return nil
+	})
+}
+
+// fieldCache holds the field indexes of request types by JSON name, computed once per
+// type.
+var fieldCache sync.Map // reflect.Type -> map[string]int
+
+// jsonFields maps the JSON names of a struct type's exported fields to their indexes.
+func jsonFields(t reflect.Type) map[string]int {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]int)
+	}
+	m := make(map[string]int, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
@@ -199,44 +247,21 @@ func jsonFields(t reflect.Type) map[string]bool {
 		if name == "" {
 			name = f.Name
 		}
-		m[name] = true
+		m[name] = i
 	}
 	fieldCache.Store(t, m)
 	return m
 }
 
-// jsonError turns an encoding/json error into a client-safe domain error.
-func jsonError(err error) error {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return keeper.Errorf(keeper.CodeInvalidJSON, "malformed JSON at byte %d", syntax.Offset)
-	case errors.As(err, &typ) && typ.Field != "":
-		return keeper.Errorf(keeper.CodeInvalidRequest, "field %q must be %s, got %s",
-			typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
-	case errors.As(err, &typ):
-		return keeper.Errorf(keeper.CodeInvalidRequest, "the body must be a JSON object, got %s",
-			typ.Value)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return keeper.Errorf(keeper.CodeInvalidJSON, "the JSON body ends too early")
+// canonicalInt parses a positive decimal number written the one way
+// strconv.FormatInt writes it: digits only, no sign, no leading zero. Two such numbers
+// are equal exactly when their texts are, so "+17" and "017" are not 17.
+func canonicalInt(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
 	}
-	return keeper.Errorf(keeper.CodeInvalidJSON, "malformed JSON")
-}
-
-// jsonKind names a Go kind the way a JSON user would.
-func jsonKind(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "bool":
-		return "a boolean"
-	case "struct", "map":
-		return "an object"
-	case "slice", "array":
-		return "an array"
-	}
-	return "a number"
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // writeJSON sends v as JSON with the given status.
