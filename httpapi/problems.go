@@ -49,7 +49,7 @@ var codeDocs = map[keeper.Code]codeDoc{
 	},
 	keeper.CodeDuplicateKey: {
 		"Duplicate key",
-		"The same key appears twice in one request.",
+		"The same key, JSON member name or form field appears twice in one request.",
 	},
 	keeper.CodeKeyNotFound: {
 		"Key not found",
@@ -74,7 +74,9 @@ var codeDocs = map[keeper.Code]codeDoc{
 	},
 	keeper.CodeUnsupportedMedia: {
 		"Unsupported media type",
-		"This endpoint takes a body of Content-Type application/json.",
+		"The body is not of the media type this endpoint takes (application/json; " +
+			"application/x-www-form-urlencoded for the pages' forms), or it has a " +
+			"Content-Encoding other than identity, which the server does not decode.",
 	},
 	keeper.CodeNotFound: {
 		"Not found",
