@@ -6,7 +6,7 @@
 # Plots and summaries go to experiment/results/ (or the folder named as $1).
 #
 # Loopback only; every run is bounded in count and time (the whole script takes about
-# four minutes on a 2-core machine). wrk (Debian: apt-get install wrk) is used for the
+# 80 seconds on a 2-core machine). wrk (Debian: apt-get install wrk) is used for the
 # generator check when present.
 set -euo pipefail
 
