@@ -134,7 +134,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 // newAccounts builds the real account service over db, with cheap hashing parameters
 // so that tests stay quick. Mail stays in the outbox, where tests read it.
-func newAccounts(t *testing.T, db *sqlite.DB, log *slog.Logger) (*auth.Service, []byte) {
+func newAccounts(t testing.TB, db *sqlite.DB, log *slog.Logger) (*auth.Service, []byte) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
