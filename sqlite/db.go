@@ -65,6 +65,18 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open sqlite: create folder: %w", err)
 	}
+	// The file holds password hashes and, until they are sent, mails with one-time
+	// links: create it readable by its owner only. SQLite gives the -wal and -shm files
+	// the main file's mode, and leaves the mode of an existing file alone.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("open sqlite: create file: %w", err)
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("open sqlite: create file: %w", err)
+	}
 
 	writer, err := openPool(ctx, path, writerPragmas, 1)
 	if err != nil {

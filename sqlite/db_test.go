@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -304,4 +305,38 @@ func queryStrings(t *testing.T, db *sql.DB, query string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestFilesAreOwnerOnly checks that a new database and its WAL and shared-memory files
+// are readable by their owner only, even in a folder that is open to others: they hold
+// password hashes and unsent one-time links.
+func TestFilesAreOwnerOnly(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix mode bits")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "keeper.db")
+	db, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open: got error %v, want none", err)
+	}
+	defer db.Close()
+	_, err = sqlite.NewKVStore(db).Create(context.Background(),
+		[]keeper.Entry{{Key: "k", Value: "v"}})
+	if err != nil {
+		t.Fatalf("create: got error %v, want none", err)
+	}
+
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(name)
+		if err != nil {
+			t.Fatalf("stat: %v", err)
+		}
+		if perm := info.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s: got mode %04o, want 0600", filepath.Base(name), perm)
+		}
+	}
 }
