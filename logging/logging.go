@@ -26,11 +26,18 @@ func RequestID(ctx context.Context) string {
 
 // ParseLevel turns debug, info, warn or error into a slog level.
 func ParseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	// slog would also take offsets such as "info+8", which silently hide whole levels.
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
 	}
-	return l, nil
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
 }
 
 // New returns a logger writing text or json lines at the given level. Every record

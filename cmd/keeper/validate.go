@@ -134,8 +134,13 @@ func (c *config) validateDatabase() error {
 	return nil
 }
 
-// minBodyBytes is the smallest KEEPER_MAX_BODY_BYTES accepted.
-const minBodyBytes = 16 << 10
+// The smallest and largest KEEPER_MAX_BODY_BYTES accepted. The largest keeps the
+// derived in-flight budget (8 times it) far from overflowing, and a single body of a
+// gigabyte is beyond what a key-value request should carry.
+const (
+	minBodyBytes = 16 << 10
+	maxBodyBytes = 1 << 30
+)
 
 func (c *config) validateLimits() error {
 	if c.MaxValueBytes < 1 {
@@ -151,6 +156,10 @@ func (c *config) validateLimits() error {
 	if c.MaxBodyBytes < minBodyBytes {
 		return badSetting("KEEPER_MAX_BODY_BYTES", "must be at least %d, got %d",
 			minBodyBytes, c.MaxBodyBytes)
+	}
+	if c.MaxBodyBytes > maxBodyBytes {
+		return badSetting("KEEPER_MAX_BODY_BYTES", "must be at most %d, got %d",
+			maxBodyBytes, c.MaxBodyBytes)
 	}
 	if c.MaxInflightBodyBytes == 0 {
 		c.MaxInflightBodyBytes = httpapi.DefaultInflightBodyFactor * c.MaxBodyBytes
@@ -194,9 +203,15 @@ func (c *config) validatePublicURL() error {
 		return badSetting("KEEPER_PUBLIC_URL", "%q is not an absolute http(s) URL",
 			c.PublicURL)
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+	if u.User != nil || strings.ContainsAny(c.PublicURL, "?# ") {
 		return badSetting("KEEPER_PUBLIC_URL", "%q: links are built on it, so it takes "+
 			"no user, query or fragment", redactURL(c.PublicURL))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return badSetting("KEEPER_PUBLIC_URL", "%q: port %s is not 1-65535",
+				redactURL(c.PublicURL), p)
+		}
 	}
 	if c.Stage == stageProduction && u.Scheme != "https" && !isLoopback(u.Hostname()) {
 		return badSetting("KEEPER_PUBLIC_URL", "production needs https "+
