@@ -52,6 +52,14 @@ func validateRegistration(r Registration) (Registration, error) {
 	return r, nil
 }
 
+// ValidateRegistration reports, without storing anything, whether Register would
+// accept r's fields: nil, or the validation_failed error Register would return. Tools
+// that create accounts directly, such as seed-users, hold them to the same rules.
+func ValidateRegistration(r Registration) error {
+	_, err := validateRegistration(r)
+	return err
+}
+
 // validatePassword returns a validation_failed error naming the password field when
 // password is not acceptable as a new password.
 func validatePassword(password string) error {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -317,6 +319,10 @@ func TestRunReportsOneLine(t *testing.T) {
 		{"keygen without -out", []string{"keygen"}, nil},
 		{"unknown flag", []string{"-port", "80"}, nil},
 		{"unknown seed flag", []string{"seed-users", "-users", "80"}, nil},
+		{"seed with a short password", []string{"seed-users", "-n", "2", "-password", "short"},
+			nil},
+		{"seed with a bad domain", []string{"seed-users", "-n", "2", "-domain", "bad domain"},
+			nil},
 		{"port out of range", nil, map[string]string{"KEEPER_ADDR": "127.0.0.1:99999"}},
 		{"zero hash concurrency", nil, map[string]string{"KEEPER_HASH_CONCURRENCY": "0"}},
 		{"unknown command", []string{"x"}, nil},
@@ -324,7 +330,8 @@ func TestRunReportsOneLine(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := with(map[string]string{"KEEPER_DATA_DIR": t.TempDir(),
+			dir := t.TempDir()
+			env := with(map[string]string{"KEEPER_DATA_DIR": dir,
 				"KEEPER_ADDR": freeAddr(t)})
 			for k, v := range tc.env {
 				env[k] = v
@@ -336,6 +343,9 @@ func TestRunReportsOneLine(t *testing.T) {
 			lines := strings.Split(strings.TrimSpace(stderr), "\n")
 			if len(lines) != 1 || lines[0] == "" {
 				t.Errorf("stderr: got %q, want exactly one line", stderr)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "keeper.db")); err == nil {
+				t.Errorf("a database was created, want nothing stored")
 			}
 		})
 	}

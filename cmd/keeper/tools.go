@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/keeperhq/keeper"
@@ -94,13 +95,24 @@ func runSeedUsers(ctx context.Context, args []string, env map[string]string,
 		return 2
 	}
 
+	// The first and the last address are the shortest and the longest.
+	for _, i := range []int{1, *n} {
+		err := auth.ValidateRegistration(auth.Registration{
+			Email: fmt.Sprintf("user%d@%s", i, *domain), Name: fmt.Sprintf("User %d", i),
+			Password: *password})
+		if err != nil {
+			fmt.Fprintf(stderr, "keeper seed-users: %s\n", fieldProblems(err))
+			return 2
+		}
+	}
+
 	created, err := seedUsers(ctx, env, *n, *password, *domain)
 	if err != nil {
 		fmt.Fprintf(stderr, "keeper seed-users: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "seeded %d active users (%d existed): user1@%s … user%d@%s\n",
-		created, *n-created, *domain, *n, *domain)
+	fmt.Fprintf(stdout, "seeded %d active users (%d existed): user1@%s … user%d@%s, "+
+		"password %q\n", created, *n-created, *domain, *n, *domain, *password)
 	return 0
 }
 
@@ -143,4 +155,22 @@ func seedUsers(ctx context.Context, env map[string]string, n int,
 		return nil
 	})
 	return created, err
+}
+
+// fieldProblems puts a validation error's fields on one line, named by the flags that
+// set them. Other errors read as themselves.
+func fieldProblems(err error) string {
+	var e *keeper.Error
+	if !errors.As(err, &e) || len(e.Fields) == 0 {
+		return err.Error()
+	}
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		flag := f.Field
+		if flag == "email" {
+			flag = "domain"
+		}
+		parts[i] = fmt.Sprintf("-%s: %s", flag, f.Message)
+	}
+	return strings.Join(parts, "; ")
 }
