@@ -6,6 +6,8 @@ package keeper
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Code is a stable, machine-readable error code. Codes are public API: clients match on
@@ -88,6 +90,24 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with the given code and a client-safe message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// quoteMaxBytes is how much of a string Quote shows.
+const quoteMaxBytes = 64
+
+// Quote returns s quoted as %q would, for a message that names client input: a string
+// longer than quoteMaxBytes is cut to its first quoteMaxBytes bytes, at a character
+// boundary, and shown with "…" and its length, as "aaaa…" (8388608 bytes), so that a
+// message never grows with what the client sent.
+func Quote(s string) string {
+	if len(s) <= quoteMaxBytes {
+		return strconv.Quote(s)
+	}
+	cut := quoteMaxBytes
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	return strconv.Quote(s[:cut]+"…") + " (" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // ErrorCode returns the code of the first *Error in err's chain, or CodeInternal when

@@ -201,7 +201,8 @@ func (a *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 func (a *API) userProfile(w http.ResponseWriter, r *http.Request) error {
 	id, ok := canonicalInt(r.PathValue("id"))
 	if !ok {
-		return keeper.Errorf(keeper.CodeUserNotFound, "no user with id %q", r.PathValue("id"))
+		return keeper.Errorf(keeper.CodeUserNotFound, "no user with id %s",
+			keeper.Quote(r.PathValue("id")))
 	}
 
 	u, err := a.accounts.Profile(r.Context(), id)

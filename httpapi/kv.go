@@ -197,7 +197,8 @@ func listParams(q map[string][]string) (prefix, after string, limit int, err err
 		n, convErr := strconv.Atoi(v[0])
 		if convErr != nil || n < 1 || n > keeper.MaxListLimit {
 			return "", "", 0, keeper.Errorf(keeper.CodeInvalidQuery,
-				"limit must be a whole number from 1 to %d, got %q", keeper.MaxListLimit, v[0])
+				"limit must be a whole number from 1 to %d, got %s", keeper.MaxListLimit,
+				keeper.Quote(v[0]))
 		}
 		limit = n
 	}
@@ -219,7 +220,8 @@ func checkKeys(keys []string) error {
 			return err
 		}
 		if seen[k] {
-			return keeper.Errorf(keeper.CodeDuplicateKey, "key %q is named twice", k)
+			return keeper.Errorf(keeper.CodeDuplicateKey, "key %s is named twice",
+				keeper.Quote(k))
 		}
 		seen[k] = true
 	}

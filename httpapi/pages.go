@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keeperhq/keeper"
+	"github.com/keeperhq/keeper/auth"
 	"github.com/keeperhq/keeper/logging"
 )
 
@@ -181,13 +182,14 @@ func formValues(w http.ResponseWriter, r *http.Request, names ...string) ([]stri
 		i, vs := slices.Index(names, name), form[name]
 		switch {
 		case i < 0:
-			return nil, keeper.Errorf(keeper.CodeUnknownField, "unknown form field %q", name)
+			return nil, keeper.Errorf(keeper.CodeUnknownField, "unknown form field %s",
+				keeper.Quote(name))
 		case len(vs) > 1:
 			return nil, keeper.Errorf(keeper.CodeDuplicateKey,
-				"form field %q is sent %d times", name, len(vs))
+				"form field %s is sent %d times", keeper.Quote(name), len(vs))
 		case !utf8.ValidString(vs[0]):
 			return nil, keeper.Errorf(keeper.CodeInvalidRequest,
-				"form field %q is not valid UTF-8", name)
+				"form field %s is not valid UTF-8", keeper.Quote(name))
 		}
 		out[i] = vs[0]
 	}
@@ -293,6 +295,12 @@ func (a *API) resetSubmit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	token, password, confirm := v[0], v[1], v[2]
+	// A token that no link could carry is not shown again in the form: it is client
+	// text of any size, and the link is unusable anyway.
+	if !auth.ValidSecretFormat(token) {
+		return a.tokenProblem(w, r, keeper.PurposePasswordReset,
+			keeper.Errorf(keeper.CodeTokenInvalid, "the token is not valid"))
+	}
 	again := pageData{Title: "Choose a new password", Token: token}
 	if password != confirm {
 		again.Message = "The two passwords differ."

@@ -68,7 +68,8 @@ func nextMember(dec *json.Decoder, body []byte, valueCode keeper.Code,
 		return "", "", keeper.Errorf(keeper.CodeInvalidKey,
 			"a member name holds a lone surrogate escape, which is not a character")
 	case seen[name]:
-		return "", "", keeper.Errorf(keeper.CodeDuplicateKey, "%q appears twice", name)
+		return "", "", keeper.Errorf(keeper.CodeDuplicateKey, "%s appears twice",
+			keeper.Quote(name))
 	}
 	seen[name] = true
 
@@ -79,11 +80,12 @@ func nextMember(dec *json.Decoder, body []byte, valueCode keeper.Code,
 	value, ok := tok.(string)
 	switch {
 	case !ok:
-		return "", "", keeper.Errorf(valueCode, "the value of %q must be a string, got %s",
-			name, tokenKind(tok))
+		return "", "", keeper.Errorf(valueCode, "the value of %s must be a string, got %s",
+			keeper.Quote(name), tokenKind(tok))
 	case loneSurrogate(raw):
 		return "", "", keeper.Errorf(keeper.CodeInvalidValue,
-			"the value of %q holds a lone surrogate escape, which is not a character", name)
+			"the value of %s holds a lone surrogate escape, which is not a character",
+			keeper.Quote(name))
 	}
 	return name, value, nil
 }
@@ -184,7 +186,7 @@ func parseValue(body []byte, maxValue int) (string, error) {
 
 // unknownField is the error of a member name a body does not accept.
 func unknownField(name string) error {
-	return keeper.Errorf(keeper.CodeUnknownField, "unknown field %q", name)
+	return keeper.Errorf(keeper.CodeUnknownField, "unknown field %s", keeper.Quote(name))
 }
 
 // expectDelim reads one token and requires it to be the given delimiter.

@@ -28,7 +28,7 @@ func parseQuery(r *http.Request, allowed ...string) (url.Values, error) {
 	for name := range q {
 		if !contains(allowed, name) {
 			return nil, keeper.Errorf(keeper.CodeInvalidQuery,
-				"unknown query parameter %q", name)
+				"unknown query parameter %s", keeper.Quote(name))
 		}
 	}
 	return q, nil
@@ -77,7 +77,8 @@ func keyParam(r *http.Request) (string, error) {
 		case err1 != nil || err2 != nil || strings.Contains(pair, ";"):
 			return "", keeper.Errorf(keeper.CodeInvalidQuery, "the query string is malformed")
 		case name != "key":
-			return "", keeper.Errorf(keeper.CodeInvalidQuery, "unknown query parameter %q", name)
+			return "", keeper.Errorf(keeper.CodeInvalidQuery, "unknown query parameter %s",
+				keeper.Quote(name))
 		case found:
 			return "", keeper.Errorf(keeper.CodeInvalidQuery,
 				"the key parameter may be given only once")
@@ -143,17 +144,18 @@ func requireMediaType(w http.ResponseWriter, r *http.Request, want string) error
 	if coding := contentCoding(r); coding != "" {
 		w.Header().Set("Accept-Encoding", "identity")
 		return keeper.Errorf(keeper.CodeUnsupportedMedia,
-			"Content-Encoding %q is not supported; send the body uncoded", coding)
+			"Content-Encoding %s is not supported; send the body uncoded", keeper.Quote(coding))
 	}
 
 	ct := r.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != want {
-		return keeper.Errorf(keeper.CodeUnsupportedMedia, "Content-Type must be %s, got %q",
-			want, ct)
+		return keeper.Errorf(keeper.CodeUnsupportedMedia, "Content-Type must be %s, got %s",
+			want, keeper.Quote(ct))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return keeper.Errorf(keeper.CodeUnsupportedMedia, "charset must be utf-8, got %q", cs)
+		return keeper.Errorf(keeper.CodeUnsupportedMedia, "charset must be utf-8, got %s",
+			keeper.Quote(cs))
 	}
 	return nil
 }

@@ -229,7 +229,7 @@ func (s *KVStore) checkVersion(
 
 	if len(ifMatch) > 0 && !slices.Contains(ifMatch, version) {
 		return keeper.Errorf(keeper.CodeVersionMismatch,
-			"key %q has changed: its version matches none of those given", key)
+			"key %s has changed: its version matches none of those given", keeper.Quote(key))
 	}
 	return nil
 }
@@ -278,7 +278,8 @@ func checkDuplicates(entries []keeper.Entry) error {
 	seen := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if seen[e.Key] {
-			return keeper.Errorf(keeper.CodeDuplicateKey, "key %q appears more than once", e.Key)
+			return keeper.Errorf(keeper.CodeDuplicateKey, "key %s appears more than once",
+				keeper.Quote(e.Key))
 		}
 		seen[e.Key] = true
 	}
@@ -295,7 +296,7 @@ func blob(value string) []byte {
 }
 
 func keyNotFound(key string) error {
-	return keeper.Errorf(keeper.CodeKeyNotFound, "key %q not found", key)
+	return keeper.Errorf(keeper.CodeKeyNotFound, "key %s not found", keeper.Quote(key))
 }
 
 // keyExists names up to maxNamedKeys of the present keys.
@@ -303,7 +304,7 @@ func keyExists(present []string) error {
 	shown := present[:min(len(present), maxNamedKeys)]
 	named := make([]string, 0, len(shown))
 	for _, key := range shown {
-		named = append(named, fmt.Sprintf("%q", key))
+		named = append(named, keeper.Quote(key))
 	}
 	msg := strings.Join(named, ", ")
 	if more := len(present) - len(named); more > 0 {
