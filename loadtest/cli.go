@@ -39,6 +39,12 @@ Modes (choose one):
   -c C -duration D | -n N   concurrency: C workers in a closed loop
   -sweep START:STEP:MAX -duration D [-p99-limit 100ms]
                             rate runs at increasing rates until p99 passes the limit
+                            or too many requests fail
+
+A request fails when it gets no whole response (timeout, refused, reset, …) or
+its status is outside 200–399 (listed as e.g. "http 404" under errors; in JSON,
+"failed" sums "errors" and "http_errors"). A finished run exits 0 however many
+requests failed.
 
 Flags:
 `
@@ -138,7 +144,8 @@ func (o *options) flags() *flag.FlagSet {
 	fs.DurationVar(&o.p99Limit, "p99-limit", 100*time.Millisecond,
 		"sweep: p99 latency above which a rate fails")
 	fs.Float64Var(&o.maxErrorRate, "sweep-max-errors", 0.01,
-		"sweep: fraction of failed requests above which a rate fails")
+		"sweep: fraction of failed requests (transport errors or status outside 200-399)"+
+			" above which a rate fails")
 	fs.StringVar(&o.method, "method", http.MethodGet, "HTTP method")
 	fs.Var(&o.headers, "H", "request header 'Name: value' (repeatable)")
 	fs.StringVar(&o.body, "body", "", "request body")

@@ -196,3 +196,32 @@ func TestIsTerminal(t *testing.T) {
 		t.Error("got a buffer or /dev/null taken for a terminal, want neither")
 	}
 }
+
+// TestMainCountsErrorStatusesAsFailed runs against a server that answers 404: every
+// request is listed and counted as failed, and the finished run still exits 0.
+func TestMainCountsErrorStatusesAsFailed(t *testing.T) {
+	srv := newServer(t, http.NotFound)
+
+	code, stdout, stderr := runMain(t, context.Background(), "-n", "20", srv.URL+"/missing")
+	if code != ExitOK {
+		t.Fatalf("got exit %d (stderr %q), want %d", code, stderr, ExitOK)
+	}
+	for _, want := range []string{"statuses    404: 20", "errors      http 404: 20"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("got %q, want it to contain %q", stdout, want)
+		}
+	}
+
+	code, stdout, stderr = runMain(t, context.Background(), "-n", "20", "-json", srv.URL)
+	if code != ExitOK {
+		t.Fatalf("got exit %d (stderr %q), want %d", code, stderr, ExitOK)
+	}
+	var s summaryJSON
+	if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+		t.Fatalf("decode stdout %q: %v", stdout, err)
+	}
+	if s.Failed != 20 || s.HTTPErrors["404"] != 20 || len(s.Errors) != 0 {
+		t.Errorf("got failed %d, errors %v, http errors %v; want 20 failed as http 404",
+			s.Failed, s.Errors, s.HTTPErrors)
+	}
+}

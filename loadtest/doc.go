@@ -11,7 +11,9 @@
 //   - sweep (see Sweep): rate runs at increasing rates until p99 latency passes a limit.
 //
 // Every request's record is kept, so percentiles are exact, not estimated. Results are
-// reported as a Summary (text or JSON), a CSV of the records and PNG plots:
+// reported as a Summary (text or JSON), a CSV of the records and PNG plots. A request
+// failed when it got no whole response or its status is outside 200–399 (Record.Failed);
+// the summary counts both kinds, and a sweep judges its error rate by them:
 //
 //	res, err := loadtest.Run(ctx, loadtest.Config{
 //		URL: "http://127.0.0.1:8080/api/user/1", Mode: loadtest.ModeBurst, Requests: 1000,

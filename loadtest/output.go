@@ -22,7 +22,7 @@ const csvHeader = "index,scheduled_ms,start_ms,end_ms,latency_ms,status,bytes,er
 
 // WriteCSV writes one row per request, in index order, under a header row. Times are
 // milliseconds with microsecond precision; error is empty for a request that got a
-// response.
+// whole response, which failed nonetheless when its status is outside 200–399.
 func (r *Result) WriteCSV(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if _, err := bw.WriteString(csvHeader); err != nil {

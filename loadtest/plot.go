@@ -59,7 +59,8 @@ func (r *Result) WritePlots(dir string) error {
 }
 
 // saveCompletion draws the original script's figure: x is the request number, y the
-// time since the start at which the request finished. Failed requests are red.
+// time since the start at which the request finished. Failed requests (no whole
+// response, or a status outside 200–399) are red.
 func (r *Result) saveCompletion(path string) error {
 	p := newPlot(r.title("completion time by request"), "request number", "completed at (s)")
 	p.Legend.Left = true
@@ -71,7 +72,7 @@ func (r *Result) saveCompletion(path string) error {
 			continue
 		}
 		pt := plotter.XY{X: float64(rec.Index), Y: rec.End.Seconds()}
-		if rec.Err == ErrNone {
+		if !rec.Failed() {
 			ok = append(ok, pt)
 		} else {
 			failed = append(failed, pt)

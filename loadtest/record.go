@@ -17,7 +17,7 @@ type ErrorKind uint8
 
 // The error kinds a record can carry.
 const (
-	ErrNone     ErrorKind = iota // the request got a whole response (any status)
+	ErrNone     ErrorKind = iota // the request got a whole response (any status; see Record.Failed)
 	ErrTimeout                   // the per-request timeout passed first
 	ErrRefused                   // the server refused the connection
 	ErrReset                     // the server reset or closed the connection mid-exchange
@@ -56,11 +56,22 @@ type Record struct {
 	End       time.Duration // when its body was read to the end, or it failed
 	Status    int           // HTTP status, 0 when no response arrived
 	Bytes     int64         // response body bytes read
-	Err       ErrorKind     // why it failed, ErrNone when it did not
+	Err       ErrorKind     // why the exchange failed, ErrNone when a whole response arrived
 }
 
 // Latency returns the time from the scheduled send to completion.
 func (r Record) Latency() time.Duration { return r.End - r.Scheduled }
+
+// Failed reports whether the request failed: it got no whole response (Err is set), or
+// its response has a status outside 200–399, as vegeta counts success.
+func (r Record) Failed() bool { return r.Err != ErrNone || !successStatus(r.Status) }
+
+// HTTPError reports whether the request got a whole response whose status marks it
+// failed; such a request has Err == ErrNone.
+func (r Record) HTTPError() bool { return r.Err == ErrNone && !successStatus(r.Status) }
+
+// successStatus reports whether an HTTP status counts as a success: 200–399.
+func successStatus(code int) bool { return code >= 200 && code <= 399 }
 
 // classify names the kind of a request error. stopped reports that the whole run had
 // been stopped and timedOut that the request's own timeout passed: the first surfaces

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -332,8 +333,9 @@ func TestStatusCountsAndRequestShape(t *testing.T) {
 			t.Errorf("got %d responses with %d, want %d", s.Statuses[code], code, n)
 		}
 	}
-	if s.Failed() != 0 {
-		t.Errorf("got errors %v, want none: an HTTP error status is a response", s.Errors)
+	if len(s.Errors) != 0 || s.Failed() != 4 || s.HTTPErrors[404] != 2 || s.HTTPErrors[503] != 2 {
+		t.Errorf("got %d failed, errors %v, http errors %v; want 4 failed, no transport"+
+			" errors, 2 × 404 and 2 × 503", s.Failed(), s.Errors, s.HTTPErrors)
 	}
 	if got, want := seen[len(seen)-1], "POST yes example.test hi"; got != want {
 		t.Errorf("got request %q, want %q", got, want)
@@ -485,5 +487,62 @@ func TestClosedLoopRecoversAfterTimeout(t *testing.T) {
 	want := []ErrorKind{ErrNone, ErrTimeout, ErrNone, ErrNone, ErrNone}
 	if !slices.Equal(kinds, want) {
 		t.Errorf("got kinds %v, want %v", kinds, want)
+	}
+}
+
+// TestErrorStatusesFail checks, in every mode, that a response with a status outside
+// 200–399 counts as failed and that 2xx and 3xx responses do not.
+func TestErrorStatusesFail(t *testing.T) {
+	modes := []struct {
+		name string
+		cfg  Config
+		n    int // requests the run sends
+	}{
+		{"burst", Config{Mode: ModeBurst, Requests: 10}, 10},
+		{"concurrency", Config{Mode: ModeConcurrency, Concurrency: 2, Requests: 10}, 10},
+		{"rate", Config{Mode: ModeRate, Rate: 100, Duration: 100 * time.Millisecond}, 10},
+	}
+	statuses := []struct {
+		code   int
+		failed bool
+	}{
+		{http.StatusOK, false},
+		{http.StatusNoContent, false},
+		{http.StatusNotModified, false},
+		{http.StatusNotFound, true},
+		{http.StatusTooManyRequests, true},
+		{http.StatusServiceUnavailable, true},
+	}
+	for _, m := range modes {
+		for _, st := range statuses {
+			t.Run(fmt.Sprintf("%s %d", m.name, st.code), func(t *testing.T) {
+				srv := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+					w.WriteHeader(st.code)
+				})
+				cfg := m.cfg
+				cfg.URL = srv.URL
+				res := mustRun(t, cfg)
+
+				s := res.Summary()
+				wantFailed, wantHTTP := 0, 0
+				if st.failed {
+					wantFailed, wantHTTP = m.n, m.n
+				}
+				if s.Requests != m.n || s.Statuses[st.code] != m.n || len(s.Errors) != 0 {
+					t.Fatalf("got %d requests, statuses %v, errors %v; want %d × %d",
+						s.Requests, s.Statuses, s.Errors, m.n, st.code)
+				}
+				if s.Failed() != wantFailed || s.HTTPErrors[st.code] != wantHTTP {
+					t.Errorf("got %d failed, http errors %v; want %d failed",
+						s.Failed(), s.HTTPErrors, wantFailed)
+				}
+				for _, rec := range res.Records {
+					if rec.Failed() != st.failed || rec.Err != ErrNone {
+						t.Fatalf("got record %+v failed %v, want %v with no error kind",
+							rec, rec.Failed(), st.failed)
+					}
+				}
+			})
+		}
 	}
 }

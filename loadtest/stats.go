@@ -30,8 +30,9 @@ type Summary struct {
 	Concurrency int // workers in concurrency mode
 	Requests    int
 	Measured    int
-	Errors      map[ErrorKind]int // failed requests by kind; ErrNone is absent
-	Statuses    map[int]int       // responses by HTTP status
+	Errors      map[ErrorKind]int // requests that got no whole response, by kind; ErrNone is absent
+	HTTPErrors  map[int]int       // whole responses with a status outside 200–399, by status
+	Statuses    map[int]int       // responses by HTTP status, failed statuses included
 	Throughput  float64           // measured requests per second of wall time
 	Latency     Latencies
 	Slow        int           // measured requests whose latency exceeded SlowThreshold
@@ -41,10 +42,14 @@ type Summary struct {
 	Interrupted bool          // the run was stopped before it finished
 }
 
-// Failed returns the number of requests that got no whole response.
+// Failed returns the number of failed requests: those that got no whole response
+// (Errors) and those whose response has a status outside 200–399 (HTTPErrors).
 func (s Summary) Failed() int {
 	n := 0
 	for _, c := range s.Errors {
+		n += c
+	}
+	for _, c := range s.HTTPErrors {
 		n += c
 	}
 	return n
@@ -54,8 +59,8 @@ func (s Summary) Failed() int {
 func summarize(cfg Config, records []Record, wall time.Duration, interrupted bool) Summary {
 	s := Summary{
 		Mode: cfg.Mode, URL: cfg.URL, Method: cfg.method(),
-		Requests: len(records), Errors: map[ErrorKind]int{}, Statuses: map[int]int{},
-		SlowLimit: cfg.slow(), Wall: wall, Interrupted: interrupted,
+		Requests: len(records), Errors: map[ErrorKind]int{}, HTTPErrors: map[int]int{},
+		Statuses: map[int]int{}, SlowLimit: cfg.slow(), Wall: wall, Interrupted: interrupted,
 	}
 	switch cfg.Mode {
 	case ModeRate:
@@ -84,6 +89,9 @@ func summarize(cfg Config, records []Record, wall time.Duration, interrupted boo
 func (s *Summary) count(r Record) {
 	if r.Err != ErrNone {
 		s.Errors[r.Err]++
+	}
+	if r.HTTPError() {
+		s.HTTPErrors[r.Status]++
 	}
 	if r.Status != 0 {
 		s.Statuses[r.Status]++
@@ -179,7 +187,8 @@ func (s Summary) statusText() string {
 	return strings.Join(parts, ", ")
 }
 
-// errorText lists error counts in kind order, or "none".
+// errorText lists the failed requests, or "none": transport errors in kind order, then
+// failed statuses in status order, e.g. "timeout: 2, http 404: 20, http 503: 1".
 func (s Summary) errorText() string {
 	if s.Failed() == 0 {
 		return "none"
@@ -187,6 +196,9 @@ func (s Summary) errorText() string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(s.Errors)) {
 		parts = append(parts, fmt.Sprintf("%s: %d", k, s.Errors[k]))
+	}
+	for _, code := range slices.Sorted(maps.Keys(s.HTTPErrors)) {
+		parts = append(parts, fmt.Sprintf("http %d: %d", code, s.HTTPErrors[code]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -205,6 +217,10 @@ func round(d time.Duration) time.Duration {
 
 // summaryJSON is the JSON shape of a Summary: durations as milliseconds, error kinds and
 // statuses keyed by name. It is public output, so its field names stay stable.
+//
+// failed counts every failed request: errors (no whole response, by transport error
+// kind) plus http_errors (a whole response with a status outside 200–399, by status).
+// statuses counts every response by status, failed or not.
 type summaryJSON struct {
 	Mode         string         `json:"mode"`
 	URL          string         `json:"url"`
@@ -213,9 +229,10 @@ type summaryJSON struct {
 	Concurrency  int            `json:"concurrency,omitempty"`
 	Requests     int            `json:"requests"`
 	Measured     int            `json:"measured"`
-	Failed       int            `json:"failed"`
-	Errors       map[string]int `json:"errors"`
-	Statuses     map[string]int `json:"statuses"`
+	Failed       int            `json:"failed"`      // sum of errors and http_errors
+	Errors       map[string]int `json:"errors"`      // no whole response, by error kind
+	HTTPErrors   map[string]int `json:"http_errors"` // status outside 200–399, by status
+	Statuses     map[string]int `json:"statuses"`    // every response, by status
 	Throughput   float64        `json:"throughput_rps"`
 	Latency      latencyJSON    `json:"latency_ms"`
 	Slow         int            `json:"slow"`
@@ -245,12 +262,16 @@ func (s Summary) toJSON() summaryJSON {
 	j := summaryJSON{
 		Mode: string(s.Mode), URL: s.URL, Method: s.Method, Rate: s.Rate,
 		Concurrency: s.Concurrency, Requests: s.Requests, Measured: s.Measured,
-		Failed: s.Failed(), Errors: map[string]int{}, Statuses: map[string]int{},
+		Failed: s.Failed(), Errors: map[string]int{}, HTTPErrors: map[string]int{},
+		Statuses:   map[string]int{},
 		Throughput: s.Throughput, Slow: s.Slow, SlowLimitMS: ms(s.SlowLimit),
 		MaxSendLagMS: ms(s.MaxSendLag), WallMS: ms(s.Wall), Interrupted: s.Interrupted,
 	}
 	for k, n := range s.Errors {
 		j.Errors[k.String()] = n
+	}
+	for code, n := range s.HTTPErrors {
+		j.HTTPErrors[strconv.Itoa(code)] = n
 	}
 	for code, n := range s.Statuses {
 		j.Statuses[strconv.Itoa(code)] = n

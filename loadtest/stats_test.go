@@ -62,7 +62,9 @@ func TestSummarizeCounts(t *testing.T) {
 	}{
 		{"requests", s.Requests, 6},
 		{"measured leaves out canceled", s.Measured, 5},
-		{"failed", s.Failed(), 3},
+		{"failed counts the 503 and the transport errors", s.Failed(), 4},
+		{"http 503", s.HTTPErrors[503], 1},
+		{"200 is no http error", len(s.HTTPErrors), 1},
 		{"timeouts", s.Errors[ErrTimeout], 1},
 		{"refused", s.Errors[ErrRefused], 1},
 		{"canceled", s.Errors[ErrCanceled], 1},
@@ -89,6 +91,8 @@ func TestSummaryJSONAndText(t *testing.T) {
 	records := []Record{
 		{Index: 0, End: 2 * time.Millisecond, Status: 200},
 		{Index: 1, End: 4 * time.Millisecond, Err: ErrReset},
+		{Index: 2, End: 3 * time.Millisecond, Status: 404},
+		{Index: 3, End: 3 * time.Millisecond, Status: 302},
 	}
 	s := summarize(Config{URL: "http://127.0.0.1/x", Mode: ModeBurst}, records, time.Second, false)
 
@@ -108,6 +112,11 @@ func TestSummaryJSONAndText(t *testing.T) {
 		{"method defaults to GET", got.Method, "GET"},
 		{"errors keyed by kind name", got.Errors["reset"], 1},
 		{"statuses keyed by code", got.Statuses["200"], 1},
+		{"statuses keep failed ones", got.Statuses["404"], 1},
+		{"http errors keyed by code", got.HTTPErrors["404"], 1},
+		{"a redirect is no http error", len(got.HTTPErrors), 1},
+		{"errors stay by transport kind", len(got.Errors), 1},
+		{"failed sums errors and http errors", got.Failed, 2},
 		{"p99 in milliseconds", got.Latency.P99, 4.0},
 		{"wall in milliseconds", got.WallMS, 1000.0},
 	}
@@ -124,7 +133,8 @@ func TestSummaryJSONAndText(t *testing.T) {
 		if err := s.WriteText(&sb); err != nil {
 			t.Fatalf("write text: %v", err)
 		}
-		for _, want := range []string{"200: 1", "reset: 1", "p99 4ms", "slow        0 over 10s"} {
+		for _, want := range []string{"200: 1, 302: 1, 404: 1", "errors      reset: 1, http 404: 1",
+			"p99 4ms", "slow        0 over 10s"} {
 			if !strings.Contains(sb.String(), want) {
 				t.Errorf("got %q, want it to contain %q", sb.String(), want)
 			}

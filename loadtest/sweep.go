@@ -12,7 +12,8 @@ const MaxSweepSteps = 100
 // SweepConfig describes a series of rate runs at Start, Start+Step, … up to Max
 // requests per second, each lasting Run.Duration. The sweep stops at the first rate
 // that fails: its p99 latency is over P99Limit, or more than MaxErrorRate of its
-// requests failed (a server that refuses connections is fast, not healthy).
+// requests failed, by a transport error or a status outside 200–399 (a server that
+// refuses connections or answers 503 is fast, not healthy).
 type SweepConfig struct {
 	Run              Config // the URL, request and Duration; Mode and Rate are set per step
 	Start, Step, Max int

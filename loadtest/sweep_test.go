@@ -95,3 +95,27 @@ func TestSweepValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepFailsOnErrorStatuses answers every request with 503 at once: the latency is
+// fine, but every request failed, so the first rate breaks.
+func TestSweepFailsOnErrorStatuses(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	res, err := Sweep(context.Background(), SweepConfig{
+		Run:   Config{URL: srv.URL, Duration: 200 * time.Millisecond},
+		Start: 50, Step: 50, Max: 150, P99Limit: time.Second, MaxErrorRate: 0.01,
+	})
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	if len(res.Steps) != 1 || res.Sustained != 0 || res.Broke != 50 {
+		t.Fatalf("got %d steps, sustained %d, broke %d; want 1 step broken at 50",
+			len(res.Steps), res.Sustained, res.Broke)
+	}
+	s := res.Steps[0].Summary
+	if res.Steps[0].Passed || s.Failed() != 10 || s.HTTPErrors[503] != 10 {
+		t.Errorf("got passed %v, %d failed, http errors %v; want failed, 10 × 503",
+			res.Steps[0].Passed, s.Failed(), s.HTTPErrors)
+	}
+}
