@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path"
@@ -232,37 +233,68 @@ func canonicalPath(p string) bool {
 // its share of the body budget.
 const busyRetryAfter = "5"
 
+// bodyStep is both what a request with a body takes from the budget before its handler
+// runs and the most that one Read of the body may take. It is small so that a client
+// that declares a large body and then sends nothing holds little: charging the declared
+// length up front let a few stalled connections hold the whole budget until the read
+// timeout, and turn away every other body meanwhile.
+const bodyStep = 32 << 10
+
 // limitBodiesInFlight bounds the bytes of request bodies being served at once to
 // budget, because each body is held in memory several times over (read, decoded,
-// stored, echoed). Before its body is read a request takes its Content-Length from the
-// budget, or maxBody when the length is unknown, and gives it back when its handler
-// returns. While the budget is spent it waits, in arrival order, for up to wait; then
-// it is answered 503 with Retry-After. A request whose context ends while it waits is
-// ended as a client abort; note that HTTP/1.1 notices a departed client only once the
-// body is read, so there the wait runs out instead. Requests without a body pass
-// straight through, taking no lock.
+// stored, echoed). A request is charged for the bytes of its body as they are read,
+// not as declared, so that a client holds only what it has actually sent: before its
+// handler runs it takes a small share (bodyStep, or less for a shorter declared body),
+// and each Read of the body first takes what it may return beyond what the request
+// already holds, up to its Content-Length (maxBody when the length is unknown). All of
+// it is given back when the handler returns. While the budget is spent a request waits,
+// in arrival order, for up to wait; then it is answered 503 with Retry-After, by the
+// middleware itself, whatever the handler makes of the failed read. A request whose
+// context ends while it waits is ended as a client abort; note that HTTP/1.1 notices a
+// departed client only once the body is read, so there the wait runs out instead.
+// Requests without a body pass straight through, taking no lock.
 func limitBodiesInFlight(log *slog.Logger, budget, maxBody int64,
+	wait time.Duration) func(http.Handler) http.Handler {
+	return limitBodiesInFlightStep(log, budget, maxBody, bodyStep, wait)
+}
+
+// limitBodiesInFlightStep is limitBodiesInFlight with the step as a parameter, for
+// tests.
+func limitBodiesInFlightStep(log *slog.Logger, budget, maxBody, step int64,
 	wait time.Duration) func(http.Handler) http.Handler {
 	sem := semaphore.NewWeighted(budget)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := bodyWeight(r, maxBody)
-			if n == 0 {
+			limit := bodyWeight(r, maxBody)
+			if limit == 0 {
 				next.ServeHTTP(w, r)
 				return
 			}
-			n = min(n, budget) // a body larger than the budget waits for all of it
-			if !sem.TryAcquire(n) && !waitForBudget(w, r, log, sem, n, wait) {
+			limit = min(limit, budget) // bytes past the budget are read uncharged
+			reserve := min(limit, step)
+			if !sem.TryAcquire(reserve) && !waitForBudget(w, r, log, sem, reserve, wait) {
 				return
 			}
-			defer sem.Release(n)
-			next.ServeHTTP(w, r)
+			body := &budgetedBody{ReadCloser: r.Body, sem: sem, log: log, w: w, r: r,
+				wait: wait, limit: limit, step: step, reserve: reserve, held: reserve}
+			defer func() { sem.Release(body.held) }()
+
+			r.Body = body
+			next.ServeHTTP(&budgetedWriter{ResponseWriter: w, body: body}, r)
+			if body.err != nil {
+				// The handler answered the failed read as it saw fit, into the void;
+				// the log keeps the code of the answer actually sent.
+				if state := stateFrom(r.Context()); state != nil {
+					state.errCode = body.errCode
+				}
+			}
 		})
 	}
 }
 
-// bodyWeight is what a request's body counts against the budget: its declared length,
-// capped at maxBody; maxBody when the length is unknown (chunked); 0 without a body.
+// bodyWeight is the most a request's body can count against the budget: its declared
+// length, capped at maxBody; maxBody when the length is unknown (chunked); 0 without a
+// body.
 func bodyWeight(r *http.Request, maxBody int64) int64 {
 	switch {
 	case r.ContentLength > 0:
@@ -272,6 +304,89 @@ func bodyWeight(r *http.Request, maxBody int64) int64 {
 	}
 	return 0
 }
+
+// budgetedBody is a request body that takes from the budget the bytes each Read may
+// return before reading them, so that a stalled client holds at most what it has sent
+// plus one step. When a Read cannot get its share within the wait, the body answers
+// the request itself (503, or a client abort) through w, which the handler no longer
+// reaches, and the Read and all later ones fail.
+type budgetedBody struct {
+	io.ReadCloser
+	sem *semaphore.Weighted
+	log *slog.Logger
+	w   http.ResponseWriter // the real one, for the answer to a failed wait
+	r   *http.Request
+	// wait is how long a Read waits for budget; limit the most the body is charged;
+	// step the most one Read takes; reserve what the request keeps until it ends.
+	wait                 time.Duration
+	limit, step, reserve int64
+	held, used           int64 // taken from the budget; returned by Read so far
+	err                  error // set once a wait for budget has failed
+	errCode              keeper.Code
+}
+
+func (b *budgetedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.used < b.limit {
+		want := min(int64(len(p)), b.step, b.limit-b.used)
+		p = p[:want] // a Read may return less than asked; the caller reads again
+		if need := b.used + want - b.held; need > 0 {
+			if !b.sem.TryAcquire(need) && !waitForBudget(b.w, b.r, b.log, b.sem, need, b.wait) {
+				if state := stateFrom(b.r.Context()); state != nil {
+					b.errCode = state.errCode
+				}
+				b.err = &keeper.Error{Code: keeper.CodeServiceUnavailable,
+					Message: "the server is busy receiving other request bodies; retry later"}
+				return 0, b.err
+			}
+			b.held += need
+		}
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.used += int64(n)
+	// Give back what was taken for bytes that did not come, keeping the reserve.
+	if keep := min(b.limit, max(b.used, b.reserve)); b.held > keep {
+		b.sem.Release(b.held - keep)
+		b.held = keep
+	}
+	return n, err
+}
+
+// budgetedWriter passes the handler's response through until the body has answered
+// the request itself, and discards it from then on.
+type budgetedWriter struct {
+	http.ResponseWriter
+	body    *budgetedBody
+	discard http.Header
+}
+
+func (w *budgetedWriter) Header() http.Header {
+	if w.body.err == nil {
+		return w.ResponseWriter.Header()
+	}
+	if w.discard == nil {
+		w.discard = http.Header{}
+	}
+	return w.discard
+}
+
+func (w *budgetedWriter) WriteHeader(code int) {
+	if w.body.err == nil {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *budgetedWriter) Write(p []byte) (int, error) {
+	if w.body.err != nil {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *budgetedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // waitForBudget waits up to wait for n bytes of the body budget and reports whether it
 // got them. When it did not, it has answered the request: as a client abort if the

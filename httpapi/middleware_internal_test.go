@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -136,4 +137,75 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// TestBodyBudgetChargedAsRead follows the budget through the reads of a body, with a
+// step of 10 bytes: a request is charged what its handler has read, not what it
+// declared; a read that cannot get its share in time is answered 503 with Retry-After
+// by the middleware, whatever the handler makes of the failed read; and everything is
+// given back when the handler returns.
+func TestBodyBudgetChargedAsRead(t *testing.T) {
+	var logs syncLog
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+
+	inside, release := make(chan struct{}), make(chan struct{})
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Hold") != "" {
+			// Declared 1000, read 90: the request holds 90 of the budget of 100.
+			if _, err := io.ReadFull(r.Body, make([]byte, 90)); err != nil {
+				t.Error(err)
+			}
+			close(inside)
+			<-release
+			return
+		}
+		if _, err := readBody(r); err != nil {
+			writeError(w, r, log, err) // a failed read is invalid_request here
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	h := chain(app, requestID, accessLog(log),
+		limitBodiesInFlightStep(log, 100, 1000, 10, 200*time.Millisecond))
+	body := func(n int) *strings.Reader { return strings.NewReader(strings.Repeat("x", n)) }
+
+	holder := httptest.NewRequest("POST", "/api/result", body(1000))
+	holder.Header.Set("X-Hold", "yes")
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		h.ServeHTTP(httptest.NewRecorder(), holder)
+	}()
+	<-inside
+
+	// 10 bytes are left: a body of 10 fits, one of 30 runs out after its first step.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/api/result", body(10)))
+	if w.Code != http.StatusCreated {
+		t.Errorf("a body that fits the rest of the budget: got %d %s, want 201", w.Code,
+			w.Body)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/api/result", body(30)))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" ||
+		!strings.Contains(w.Body.String(), `"code":"service_unavailable"`) ||
+		strings.Contains(w.Body.String(), "invalid_request") {
+		t.Errorf("a body that outgrows the budget: got %d, Retry-After %q, %s; want 503 "+
+			"service_unavailable with Retry-After", w.Code, w.Header().Get("Retry-After"),
+			w.Body)
+	}
+	if out := logs.String(); !strings.Contains(out, `"code":"service_unavailable"`) ||
+		strings.Contains(out, `"code":"invalid_request"`) {
+		t.Errorf("the access log does not record the 503 that was sent:\n%s", out)
+	}
+
+	// Once the holder is done, the whole budget is free again.
+	close(release)
+	<-held
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/api/result", body(100)))
+	if w.Code != http.StatusCreated {
+		t.Errorf("a body of the whole budget after the others: got %d %s, want 201",
+			w.Code, w.Body)
+	}
 }

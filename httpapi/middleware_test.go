@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -97,9 +99,14 @@ func withBodyBudget(budget int64, wait time.Duration) envOption {
 func TestBodyBudget(t *testing.T) {
 	held := pairsBody("held", 4, 15<<10) // under the test limits: 64 KiB body, 16 KiB value
 	small := req{method: "POST", path: "/api/result", body: `{"small":"x"}`, ctype: "json"}
+	// A request takes a share of the budget before its handler reads the body: a step
+	// (32 KiB), or the whole budget when that is smaller. With a budget of 1 KiB the
+	// held request has spent it all. How bodies are charged as they are read is
+	// covered by TestBodyBudgetStalledClients and TestBodyBudgetChargedAsRead.
+	const heldBudget = 1 << 10
 
 	t.Run("a body waits while the budget is spent, then proceeds", func(t *testing.T) {
-		e := newEnv(t, withBodyBudget(int64(len(held)), 10*time.Second))
+		e := newEnv(t, withBodyBudget(heldBudget, 10*time.Second))
 		h := e.holdBody(held)
 
 		done := make(chan resp, 1)
@@ -126,7 +133,7 @@ func TestBodyBudget(t *testing.T) {
 	})
 
 	t.Run("a wait that runs out is answered 503 with Retry-After", func(t *testing.T) {
-		e := newEnv(t, withBodyBudget(int64(len(held)), 200*time.Millisecond))
+		e := newEnv(t, withBodyBudget(heldBudget, 200*time.Millisecond))
 		e.seed(map[string]string{"a": "alpha"})
 		h := e.holdBody(held)
 
@@ -153,31 +160,59 @@ func TestBodyBudget(t *testing.T) {
 			t.Errorf("after the budget is free: got %d %s, want 201", got.status, got.body)
 		}
 	})
+}
 
-	t.Run("a body of unknown length counts as the body limit", func(t *testing.T) {
-		// The budget equals the body limit; a small body holds part of it, so a
-		// chunked body, which may be as long as the limit, must wait.
-		e := newEnv(t, withBodyBudget(64<<10, 200*time.Millisecond))
-		h := e.holdBody(`{"held":"x"}`)
+// TestBodyBudgetStalledClients is the attack the per-read charge stops: as many
+// clients as the budget has room for declare a body of the largest size, some by
+// length and some chunked, and then send nothing. They must hold only a step each, so
+// that a small body from anyone else is served at once, not after the wait for budget
+// runs out (10 s here) with a 503.
+func TestBodyBudgetStalledClients(t *testing.T) {
+	const maxBody = 64 << 10 // the test environment's body limit
+	e := newEnv(t, withBodyBudget(httpapi.DefaultInflightBodyFactor*maxBody, 10*time.Second))
 
-		r, err := http.NewRequest("POST", e.srv.URL+"/api/result",
-			io.MultiReader(strings.NewReader(`{"chunked":"x"}`))) // length unknown
+	for i := range httpapi.DefaultInflightBodyFactor {
+		conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.Header.Set("Content-Type", "application/json")
-		res, err := e.client.Do(r)
+		t.Cleanup(func() { _ = conn.Close() }) // runs before the server waits for them
+		length := "Content-Length: " + strconv.Itoa(maxBody)
+		if i%2 == 1 {
+			length = "Transfer-Encoding: chunked"
+		}
+		// Expect: 100-continue makes the server say when the handler starts reading
+		// the body, which is after the request has taken its share of the budget.
+		_, err = io.WriteString(conn, "POST /api/result HTTP/1.1\r\nHost: keeper.test\r\n"+
+			"Content-Type: application/json\r\nExpect: 100-continue\r\n"+length+"\r\n\r\n")
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = res.Body.Close()
-		if res.StatusCode != http.StatusServiceUnavailable {
-			t.Errorf("chunked body while part of the budget is held: got %d, want 503",
-				res.StatusCode)
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || !strings.Contains(line, " 100 ") {
+			t.Fatalf("stalled client %d: got %q, %v; want 100 Continue", i, line, err)
 		}
-		h.finish(t)
-	})
+	}
 
+	done := make(chan resp, 1)
+	go func() {
+		got, err := e.try(req{method: "POST", path: "/api/result", body: `{"small":"x"}`,
+			ctype: "json"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- got
+	}()
+	select {
+	case got := <-done:
+		if got.status != http.StatusCreated {
+			t.Errorf("a small body while clients stall: got %d %s, want 201",
+				got.status, got.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a small body waited for budget held by clients that sent nothing")
+	}
 }
 
 // abandon sends rq with a client that gives up after timeout, and returns the request
