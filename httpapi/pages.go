@@ -98,14 +98,14 @@ func (a *API) page(pattern string, h handlerFunc) {
 		if err == nil {
 			return
 		}
-		if clientClosed(r, err) {
-			writeClientClosed(w, r, a.log, err)
-			return
-		}
 		var ke *keeper.Error
 		status, known := http.StatusInternalServerError, false
 		if errors.As(err, &ke) {
 			status, known = statusOf[ke.Code]
+		}
+		if clientClosed(r, err, known && status < 500) {
+			writeClientClosed(w, r, a.log, err)
+			return
 		}
 		d := pageData{Title: "Something went wrong", RequestID: logging.RequestID(r.Context())}
 		if known && status < 500 {

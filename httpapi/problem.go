@@ -75,15 +75,14 @@ type fieldProblem struct {
 // their code and client-safe message; anything else is logged in full and answered
 // with a bare 500 that names only the request id.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	if clientClosed(r, err) {
-		writeClientClosed(w, r, log, err)
-		return
-	}
-
 	var ke *keeper.Error
 	status, known := 0, false
 	if errors.As(err, &ke) {
 		status, known = statusOf[ke.Code]
+	}
+	if clientClosed(r, err, known && status < 500) {
+		writeClientClosed(w, r, log, err)
+		return
 	}
 
 	switch {
@@ -142,9 +141,16 @@ func writeProblem(w http.ResponseWriter, p problem) {
 const statusClientClosed = 499
 
 // clientClosed reports whether err is only the echo of the client going away: the
-// request's context has ended and the failure is that cancellation.
-func clientClosed(r *http.Request, err error) bool {
-	return errors.Is(err, context.Canceled) && r.Context().Err() != nil
+// request's context has ended and the failure is that cancellation, or a failure that
+// is not a client error (clientError) and so has no other explanation.
+func clientClosed(r *http.Request, err error, clientError bool) bool {
+	if r.Context().Err() == nil {
+		return false
+	}
+	// Once the client is gone, the database driver may report the cancellation in its
+	// own words ("sql: statement is closed", a rolled-back transaction) rather than as
+	// context.Canceled: an unexplained failure of an abandoned request is the abort.
+	return errors.Is(err, context.Canceled) || !clientError
 }
 
 // writeClientClosed ends a request its client abandoned. It is not a server failure:
