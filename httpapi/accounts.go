@@ -219,6 +219,8 @@ func (a *API) userProfile(w http.ResponseWriter, r *http.Request) error {
 // me answers GET /api/users/me with the authenticated user.
 func (a *API) me(w http.ResponseWriter, r *http.Request) error {
 	u, _ := userFrom(r.Context())
+	// The account holds the email address: no shared cache may keep it.
+	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, toMe(u))
 }
 

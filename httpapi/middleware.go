@@ -206,8 +206,8 @@ func requireCanonicalPath(log *slog.Logger) func(http.Handler) http.Handler {
 			}
 			if p := r.URL.EscapedPath(); !canonicalPath(p) {
 				writeError(w, r, log, keeper.Errorf(keeper.CodeNotFound,
-					"the path %q is not in canonical form (it has an empty, . or .. segment)",
-					p))
+					"the path %s is not in canonical form (it has an empty, . or .. segment)",
+					keeper.Quote(p)))
 				return
 			}
 			next.ServeHTTP(w, r)

@@ -166,7 +166,7 @@ func problemDoc(w http.ResponseWriter, r *http.Request) error {
 	code := keeper.Code(r.PathValue("code"))
 	doc, ok := codeDocs[code]
 	if !ok {
-		return keeper.Errorf(keeper.CodeNotFound, "no problem type %q", code)
+		return keeper.Errorf(keeper.CodeNotFound, "no problem type %s", keeper.Quote(string(code)))
 	}
 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
