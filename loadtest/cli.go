@@ -74,9 +74,9 @@ type options struct {
 }
 
 // Main runs the load-test command: args are the arguments after "loadtest". Bad input
-// gets one line on stderr and ExitUsage; -h prints the usage and returns ExitOK.
+// gets one line on stderr and ExitUsage; -h prints the usage on stdout and returns ExitOK.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseOptions(args, stderr)
+	o, err := parseOptions(args, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
@@ -100,7 +100,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // parseOptions reads the flags. Flags may come before or after the URL. Parse errors
 // are returned rather than printed, so that the user sees one line, not the usage.
-func parseOptions(args []string, stderr io.Writer) (*options, error) {
+func parseOptions(args []string, stdout io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := o.flags()
 	fs.SetOutput(io.Discard)
@@ -110,7 +110,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				printUsage(fs, stderr)
+				printUsage(fs, stdout) // asked for, so it goes where output goes
 			}
 			return nil, err
 		}

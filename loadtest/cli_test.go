@@ -81,9 +81,9 @@ func TestMainHelp(t *testing.T) {
 	if code != ExitOK {
 		t.Errorf("got exit %d, want %d", code, ExitOK)
 	}
-	if stdout != "" || !strings.Contains(stderr, "usage: keeper loadtest") ||
-		!strings.Contains(stderr, "-p99-limit") {
-		t.Errorf("got stdout %q, stderr %q; want the usage with every flag on stderr",
+	if stderr != "" || !strings.Contains(stdout, "usage: keeper loadtest") ||
+		!strings.Contains(stdout, "-p99-limit") {
+		t.Errorf("got stdout %q, stderr %q; want the usage with every flag on stdout",
 			stdout, stderr)
 	}
 }
