@@ -113,7 +113,7 @@ var serverFlags = []serverFlag{
 		"log `format`, text or json; default text in development, else json",
 		func(c *config) *string { return &c.LogFormat }},
 	{"public-url", "KEEPER_PUBLIC_URL",
-		"`URL` that emailed links point to; default in development http:// and the listen\n"+
+		"`URL` that emailed links point to; default in development http:// and the listen\n" +
 			"address, with 127.0.0.1 for a wildcard host",
 		func(c *config) *string { return &c.PublicURL }},
 }
