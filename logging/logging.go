@@ -50,7 +50,8 @@ func New(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
 	case "text":
 		h = slog.NewTextHandler(w, opts)
 	case "json":
-		h = slog.NewJSONHandler(w, opts)
+		// Writes exactly what slog.NewJSONHandler writes, only faster.
+		h = newJSONHandler(w, opts)
 	default:
 		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
