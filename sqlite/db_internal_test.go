@@ -10,14 +10,15 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-// TestMigrationsDownAndUp checks that every migration can be undone and applied again.
-func TestMigrationsDownAndUp(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "keeper.db"))
+// openWithProvider opens a new database and a goose provider over its migrations; the
+// database closes when the test ends.
+func openWithProvider(t *testing.T) (*DB, *goose.Provider) {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "keeper.db"))
 	if err != nil {
 		t.Fatalf("open: got error %v, want none", err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
@@ -28,6 +29,13 @@ func TestMigrationsDownAndUp(t *testing.T) {
 	if err != nil {
 		t.Fatalf("provider: got error %v, want none", err)
 	}
+	return db, provider
+}
+
+// TestMigrationsDownAndUp checks that every migration can be undone and applied again.
+func TestMigrationsDownAndUp(t *testing.T) {
+	ctx := context.Background()
+	_, provider := openWithProvider(t)
 
 	steps := []struct {
 		name string
@@ -52,25 +60,12 @@ func TestMigrationsDownAndUp(t *testing.T) {
 // Unicode folding of version 1, where the Kelvin sign matched k.
 func TestEmailFoldMigration(t *testing.T) {
 	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "keeper.db"))
-	if err != nil {
-		t.Fatalf("open: got error %v, want none", err)
-	}
-	defer db.Close()
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatalf("sub: got error %v, want none", err)
-	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, db.writer, fsys,
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatalf("provider: got error %v, want none", err)
-	}
+	db, provider := openWithProvider(t)
 	if _, err := provider.DownTo(ctx, 1); err != nil {
 		t.Fatalf("down to 1: got error %v, want none", err)
 	}
 
-	_, err = db.writer.ExecContext(ctx, `INSERT INTO users (email, email_normalized, name,
+	_, err := db.writer.ExecContext(ctx, `INSERT INTO users (email, email_normalized, name,
 		password_hash, status, created_at, updated_at) VALUES
 		(?, ?, 'K', 'x', 'pending', 0, 0), (?, ?, 'A', 'x', 'pending', 0, 0)`,
 		"\u212aATE@Example.com", "kate@example.com", " Ann@Example.COM\t", "ann@example.com")
