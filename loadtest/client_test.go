@@ -148,7 +148,8 @@ func TestRequestSentAsWritten(t *testing.T) {
 	}{
 		{"path kept as written", Config{URL: srv.URL + "/a//b/../c?q=1%202",
 			Mode: ModeConcurrency, Concurrency: 1, Requests: 2},
-			`GET /a//b/../c?q=1%202 type="" encoding="" agent="keeper-loadtest" close=false body=""`},
+			`GET /a//b/../c?q=1%202 type="" encoding="" agent="keeper-loadtest" ` +
+				`close=false body=""`},
 		{"body without a type", Config{URL: srv.URL + "/", Method: "POST", Body: []byte("x=1"),
 			Mode: ModeConcurrency, Concurrency: 1, Requests: 2},
 			`POST / type="" encoding="" agent="keeper-loadtest" close=false body="x=1"`},

@@ -48,7 +48,8 @@ func compare(t testing.TB, r slog.Record) bool {
 	t.Helper()
 	ctx := context.Background()
 	var want bytes.Buffer
-	if err := slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelDebug}).Handle(ctx, r.Clone()); err != nil {
+	slogHandler := slog.NewJSONHandler(&want, &slog.HandlerOptions{Level: slog.LevelDebug})
+	if err := slogHandler.Handle(ctx, r.Clone()); err != nil {
 		t.Fatal(err)
 	}
 	var got countingWriter
@@ -71,6 +72,11 @@ func record(tm time.Time, level slog.Level, msg string, attrs ...slog.Attr) slog
 	return r
 }
 
+// info is an info record with message "m" at recordTime, the shape most cases share.
+func info(attrs ...slog.Attr) slog.Record {
+	return record(recordTime, slog.LevelInfo, "m", attrs...)
+}
+
 type stringer string
 
 func (s stringer) LogValue() slog.Value { return slog.StringValue(string(s)) }
@@ -87,32 +93,37 @@ func TestJSONFastPathMatchesSlog(t *testing.T) {
 			slog.Int("status", 200), slog.Int64("bytes", 1234),
 			slog.Duration("duration", 1234567*time.Nanosecond), slog.String("code", "not_found"),
 			slog.String("request_id", "req-1")),
-		"no attrs":           record(recordTime, slog.LevelInfo, "hello"),
-		"zero time":          record(time.Time{}, slog.LevelInfo, "no time", slog.Int("n", 1)),
-		"whole second":       record(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), slog.LevelInfo, "m"),
-		"local zone":         record(recordTime.In(zone), slog.LevelInfo, "m"),
-		"monotonic":          record(time.Now(), slog.LevelInfo, "m"),
-		"debug":              record(recordTime, slog.LevelDebug, "m"),
-		"warn":               record(recordTime, slog.LevelWarn, "m"),
-		"error":              record(recordTime, slog.LevelError, "m"),
-		"odd levels":         record(recordTime, slog.LevelInfo+2, "m", slog.Int("x", 1)),
-		"below debug":        record(recordTime, slog.LevelDebug-3, "m"),
-		"above error":        record(recordTime, slog.LevelError+8, "m"),
-		"integer extremes":   record(recordTime, slog.LevelInfo, "m", slog.Int64("min", -1<<63), slog.Int64("max", 1<<63-1), slog.Uint64("umax", 1<<64-1), slog.Int("zero", 0)),
-		"bools":              record(recordTime, slog.LevelInfo, "m", slog.Bool("t", true), slog.Bool("f", false)),
-		"durations":          record(recordTime, slog.LevelInfo, "m", slog.Duration("neg", -time.Second), slog.Duration("zero", 0), slog.Duration("big", 1<<62)),
-		"time values":        record(recordTime, slog.LevelInfo, "m", slog.Time("at", recordTime.In(zone)), slog.Time("zero", time.Time{}), slog.Time("now", time.Now())),
-		"empty key":          record(recordTime, slog.LevelInfo, "m", slog.Int("", 5), slog.String("", "x")),
-		"duplicate keys":     record(recordTime, slog.LevelInfo, "m", slog.Int("k", 1), slog.Int("k", 2), slog.String("msg", "again")),
-		"log valuer":         record(recordTime, slog.LevelInfo, "m", slog.Any("v", stringer("resolved"))),
-		"any of simple kind": record(recordTime, slog.LevelInfo, "m", slog.Any("s", "str"), slog.Any("i", 3), slog.Any("d", time.Second)),
+		"no attrs":  record(recordTime, slog.LevelInfo, "hello"),
+		"zero time": record(time.Time{}, slog.LevelInfo, "no time", slog.Int("n", 1)),
+		"whole second": record(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			slog.LevelInfo, "m"),
+		"local zone":  record(recordTime.In(zone), slog.LevelInfo, "m"),
+		"monotonic":   record(time.Now(), slog.LevelInfo, "m"),
+		"debug":       record(recordTime, slog.LevelDebug, "m"),
+		"warn":        record(recordTime, slog.LevelWarn, "m"),
+		"error":       record(recordTime, slog.LevelError, "m"),
+		"odd levels":  record(recordTime, slog.LevelInfo+2, "m", slog.Int("x", 1)),
+		"below debug": record(recordTime, slog.LevelDebug-3, "m"),
+		"above error": record(recordTime, slog.LevelError+8, "m"),
+		"integer extremes": info(slog.Int64("min", -1<<63), slog.Int64("max", 1<<63-1),
+			slog.Uint64("umax", 1<<64-1), slog.Int("zero", 0)),
+		"bools": info(slog.Bool("t", true), slog.Bool("f", false)),
+		"durations": info(slog.Duration("neg", -time.Second), slog.Duration("zero", 0),
+			slog.Duration("big", 1<<62)),
+		"time values": info(slog.Time("at", recordTime.In(zone)),
+			slog.Time("zero", time.Time{}), slog.Time("now", time.Now())),
+		"empty key":      info(slog.Int("", 5), slog.String("", "x")),
+		"duplicate keys": info(slog.Int("k", 1), slog.Int("k", 2), slog.String("msg", "again")),
+		"log valuer":     info(slog.Any("v", stringer("resolved"))),
+		"any of simple kind": info(slog.Any("s", "str"), slog.Any("i", 3),
+			slog.Any("d", time.Second)),
 	}
 	for i, s := range tricky {
 		cases["tricky message "+string(rune('a'+i))] = record(recordTime, slog.LevelInfo, s)
 		if s != "" { // an empty key with an empty value is left to slog: see the fallback test
-			cases["tricky key and value "+string(rune('a'+i))] = record(recordTime, slog.LevelInfo, "m", slog.String(s, s))
+			cases["tricky key and value "+string(rune('a'+i))] = info(slog.String(s, s))
 		}
-		cases["tricky value "+string(rune('a'+i))] = record(recordTime, slog.LevelInfo, "m", slog.String("k", s))
+		cases["tricky value "+string(rune('a'+i))] = info(slog.String("k", s))
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -125,20 +136,22 @@ func TestJSONFastPathMatchesSlog(t *testing.T) {
 
 func TestJSONFallbackMatchesSlog(t *testing.T) {
 	cases := map[string]slog.Record{
-		"group":           record(recordTime, slog.LevelInfo, "m", slog.Int("a", 1), slog.Group("g", slog.Int("b", 2))),
-		"inline group":    record(recordTime, slog.LevelInfo, "m", slog.Group("", slog.Int("b", 2))),
-		"float":           record(recordTime, slog.LevelInfo, "m", slog.Float64("f", 0.1)),
-		"error":           record(recordTime, slog.LevelInfo, "m", slog.Any("err", errors.New("boom"))),
-		"struct":          record(recordTime, slog.LevelInfo, "m", slog.Any("s", struct{ A int }{1})),
-		"nil":             record(recordTime, slog.LevelInfo, "m", slog.Any("nil", nil)),
-		"empty attr":      record(recordTime, slog.LevelInfo, "m", slog.Attr{}, slog.Int("after", 1)),
-		"empty key value": record(recordTime, slog.LevelInfo, "m", slog.String("", "")),
-		"valuer to group": record(recordTime, slog.LevelInfo, "m", slog.Any("g", grouper{})),
-		"year 10000":      record(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m"),
+		"group":           info(slog.Int("a", 1), slog.Group("g", slog.Int("b", 2))),
+		"inline group":    info(slog.Group("", slog.Int("b", 2))),
+		"float":           info(slog.Float64("f", 0.1)),
+		"error":           info(slog.Any("err", errors.New("boom"))),
+		"struct":          info(slog.Any("s", struct{ A int }{1})),
+		"nil":             info(slog.Any("nil", nil)),
+		"empty attr":      info(slog.Attr{}, slog.Int("after", 1)),
+		"empty key value": info(slog.String("", "")),
+		"valuer to group": info(slog.Any("g", grouper{})),
+		"year 10000": record(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+			slog.LevelInfo, "m"),
 		"negative year":   record(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), slog.LevelInfo, "m"),
-		"time attr range": record(recordTime, slog.LevelInfo, "m", slog.Time("t", time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC))),
-		"late unsupported": record(recordTime, slog.LevelInfo, "m", slog.String("a", "b"), slog.Int("c", 1),
-			slog.String("d", "e"), slog.Bool("f", true), slog.Duration("g", 1), slog.String("h", "i"), slog.Float64("late", 1.5)),
+		"time attr range": info(slog.Time("t", time.Date(12345, 1, 1, 0, 0, 0, 0, time.UTC))),
+		"late unsupported": info(slog.String("a", "b"), slog.Int("c", 1),
+			slog.String("d", "e"), slog.Bool("f", true), slog.Duration("g", 1),
+			slog.String("h", "i"), slog.Float64("late", 1.5)),
 	}
 	for name, r := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -153,14 +166,18 @@ func TestJSONFallbackMatchesSlog(t *testing.T) {
 // the fast path never serves, still writes what slog writes.
 func TestJSONHandlerAttrsAndGroups(t *testing.T) {
 	derive := []func(slog.Handler) slog.Handler{
-		func(h slog.Handler) slog.Handler { return h.WithAttrs([]slog.Attr{slog.String("k", "v")}) },
+		func(h slog.Handler) slog.Handler {
+			return h.WithAttrs([]slog.Attr{slog.String("k", "v")})
+		},
 		func(h slog.Handler) slog.Handler { return h.WithGroup("g") },
-		func(h slog.Handler) slog.Handler { return h.WithGroup("g").WithAttrs([]slog.Attr{slog.Int("n", 1)}) },
+		func(h slog.Handler) slog.Handler {
+			return h.WithGroup("g").WithAttrs([]slog.Attr{slog.Int("n", 1)})
+		},
 		func(h slog.Handler) slog.Handler { return h.WithAttrs(nil) },
 	}
 	for i, d := range derive {
 		var want, got bytes.Buffer
-		r := record(recordTime, slog.LevelInfo, "m", slog.String("a", "b"))
+		r := info(slog.String("a", "b"))
 		_ = d(slog.NewJSONHandler(&want, nil)).Handle(context.Background(), r.Clone())
 		_ = d(logging.NewJSONHandler(&got, slog.LevelInfo)).Handle(context.Background(), r.Clone())
 		if got.String() != want.String() {
@@ -183,7 +200,8 @@ func TestNewJSONMatchesSlog(t *testing.T) {
 	}
 	ctx := logging.WithRequestID(context.Background(), "req-\"7\"")
 
-	rec := record(recordTime, slog.LevelInfo, "request", slog.String("method", "GET"), slog.Int("status", 200))
+	rec := record(recordTime, slog.LevelInfo, "request", slog.String("method", "GET"),
+		slog.Int("status", 200))
 	_ = log.Handler().Handle(ctx, rec.Clone())
 	rec.AddAttrs(slog.String("request_id", "req-\"7\""))
 	_ = ref.Handler().Handle(ctx, rec)
@@ -210,11 +228,15 @@ func FuzzJSONFastPath(f *testing.F) {
 		// The fuzzer minimises every input it finds interesting, which takes long for a
 		// huge one; a line of a few hundred bytes is long enough here.
 		s = s[:min(len(s), 300)]
-		f.Add(s, s, s, int64(-1), uint64(1), true, int64(time.Second), int64(1700000000), int64(123456789), int(0))
+		f.Add(s, s, s, int64(-1), uint64(1), true, int64(time.Second), int64(1700000000),
+			int64(123456789), int(0))
 	}
-	f.Add("request", "method", "GET", int64(200), uint64(1234), false, int64(1500), int64(0), int64(0), int(4))
-	f.Add("\u2028", "\xed\xa0\x80", "\x00", int64(-1<<63), uint64(1<<64-1), false, int64(-1), int64(-62135596800), int64(0), int(-4))
-	f.Fuzz(func(t *testing.T, msg, key, val string, i int64, u uint64, b bool, d, sec, nsec int64, level int) {
+	f.Add("request", "method", "GET", int64(200), uint64(1234), false, int64(1500), int64(0),
+		int64(0), int(4))
+	f.Add("\u2028", "\xed\xa0\x80", "\x00", int64(-1<<63), uint64(1<<64-1), false, int64(-1),
+		int64(-62135596800), int64(0), int(-4))
+	f.Fuzz(func(t *testing.T, msg, key, val string, i int64, u uint64, b bool, d, sec, nsec int64,
+		level int) {
 		at := time.Unix(sec, nsec)
 		if level%2 == 0 {
 			at = at.UTC()
@@ -236,7 +258,8 @@ func BenchmarkAccessLine(b *testing.B) {
 	r := record(time.Now(), slog.LevelInfo, "request",
 		slog.String("method", "GET"), slog.String("route", "GET /v1/secrets/{name}"),
 		slog.Int("status", 200), slog.Int64("bytes", 1234),
-		slog.Duration("duration", 183*time.Microsecond), slog.String("request_id", "01JDQ4Z8W2N5P3K7"))
+		slog.Duration("duration", 183*time.Microsecond), slog.String("request_id",
+			"01JDQ4Z8W2N5P3K7"))
 	handlers := []struct {
 		name string
 		h    slog.Handler
@@ -268,7 +291,7 @@ func TestJSONConcurrentWrites(t *testing.T) {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for range n {
-				_ = h.Handle(context.Background(), record(recordTime, slog.LevelInfo, "m", slog.Int("n", 1)))
+				_ = h.Handle(context.Background(), info(slog.Int("n", 1)))
 			}
 		}()
 	}
