@@ -152,15 +152,28 @@ func newWorkerWith(
 // returned nil.
 func runWorker(t *testing.T, w *mail.Worker) {
 	t.Helper()
+	t.Cleanup(startRun(t, w))
+}
+
+// startRun runs w in the background and returns stop, which cancels Run and checks that
+// it returns nil, waiting at most 20 s.
+func startRun(t *testing.T, w *mail.Worker) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
+	return func() {
+		t.Helper()
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: got %v, want nil after cancel", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: got %v, want nil after cancel", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("Run did not return within 20s of its context being cancelled")
 		}
-	})
+	}
 }
 
 func runOnce(t *testing.T, w *mail.Worker, want int) {
@@ -385,15 +398,8 @@ func TestWorkerNotifyWakesRun(t *testing.T) {
 
 	first := activation(t, "fay@example.org")
 	firstID := env.enqueue(t, first, time.Now())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: got %v, want nil after cancel", err)
-		}
-	}()
+	stop := startRun(t, w)
+	defer stop()
 
 	// Once the first message is recorded sent, Run's first round is over and it sleeps.
 	waitStatus(t, env, firstID, keeper.OutboxSent)
@@ -419,19 +425,8 @@ func waitStatus(t *testing.T, env *outboxEnv, id int64, want keeper.OutboxStatus
 func TestWorkerRunStopsWithContext(t *testing.T) {
 	env, srv := newOutbox(t), mailtest.Start(t, mailtest.Config{})
 	w := newWorker(t, env, srv, nil, &logBuffer{}, mail.WorkerConfig{PollInterval: time.Hour})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: got %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20s of its context being cancelled")
-	}
+	stop := startRun(t, w)
+	stop()
 }
 
 // stallMailer passes sends on to next, except that a send to stall waits until release
@@ -578,19 +573,9 @@ func TestWorkerStopRecordsInterruptedSend(t *testing.T) {
 	w := newWorkerWith(t, env, stall, c, &logBuffer{}, mail.WorkerConfig{})
 	id := env.enqueue(t, activation(t, "jo@example.org"), c.Now())
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
+	stop := startRun(t, w)
 	stall.waitStarted(t)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run: got %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run did not return within 20s of its context being cancelled")
-	}
+	stop()
 
 	om := env.get(t, id)
 	if om.Status != keeper.OutboxPending || !strings.Contains(om.LastError, "context canceled") {
