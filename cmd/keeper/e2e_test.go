@@ -111,15 +111,7 @@ func TestMailWaitsForSMTPServer(t *testing.T) {
 	srv.waitFailedAttempt(t)
 	smtp.Restart()
 
-	msgs := smtp.WaitFor(t, 1, mailWait)
-	link := checkActivationMail(t, msgs[0], email, "Bea", srv.url)
-	srv.waitDelivered(t, 1)
-	if n := len(smtp.Messages()); n != 1 {
-		t.Errorf("got %d messages at the SMTP server, want 1", n)
-	}
-	res := call(t, srv, "POST", "/api/users/activate", "",
-		map[string]string{"token": tokenFrom(t, link)})
-	res.want(t, http.StatusOK, "")
+	activateFromOnlyMail(t, smtp, srv, email, "Bea", srv.url)
 }
 
 // TestQueuedMailSurvivesRestart stops Keeper while its message is still queued, and
@@ -138,16 +130,25 @@ func TestQueuedMailSurvivesRestart(t *testing.T) {
 	second := startServerIn(t, first.dataDir, env)
 
 	// The link points at the first start's address: it was made at registration.
+	activateFromOnlyMail(t, smtp, second, email, "Cy", first.url)
+	login(t, second, email)
+}
+
+// activateFromOnlyMail waits for the activation message, checks that it is the only
+// one the SMTP server got once srv's outbox has recorded it sent, and activates the
+// account with its token. linkBase is the public URL the link was made with.
+func activateFromOnlyMail(t *testing.T, smtp *mailtest.Server, srv *testServer,
+	email, name, linkBase string) {
+	t.Helper()
 	msgs := smtp.WaitFor(t, 1, mailWait)
-	link := checkActivationMail(t, msgs[0], email, "Cy", first.url)
-	second.waitDelivered(t, 1)
+	link := checkActivationMail(t, msgs[0], email, name, linkBase)
+	srv.waitDelivered(t, 1)
 	if n := len(smtp.Messages()); n != 1 {
 		t.Errorf("got %d messages at the SMTP server, want 1", n)
 	}
-	res := call(t, second, "POST", "/api/users/activate", "",
+	res := call(t, srv, "POST", "/api/users/activate", "",
 		map[string]string{"token": tokenFrom(t, link)})
 	res.want(t, http.StatusOK, "")
-	login(t, second, email)
 }
 
 // register creates an account and expects the answer that queues its activation mail.
